@@ -1,0 +1,73 @@
+"""Remove what the answers did not select, set file modes, record the answers.
+
+Runs in the generated project's directory. A flat table: one small function per
+choice, so that what each answer removes is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+NAME = ANSWERS["project_slug"]
+# Answers worth keeping to render the project again; cookiecutter's private keys
+# (output dir, extensions) say nothing about the project.
+RECORDED = [key for key in ANSWERS if not key.startswith("_")] + ["_template"]
+EXECUTABLE = ["bin/" + NAME, "init/sysv/" + NAME, "init/daemontools/run", "deploy/deploy-host", "debian/rules"]
+
+
+def remove(*paths: str) -> None:
+    for path in map(Path, paths):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def remove_sysv() -> None:
+    remove("init/sysv", "tests/bats/init_script.bats")
+
+
+def remove_upstart() -> None:
+    remove("init/upstart")
+
+
+def remove_systemd() -> None:
+    remove("init/systemd")
+
+
+def remove_daemontools() -> None:
+    remove("init/daemontools")
+
+
+REMOVALS = {
+    "all": [],
+    "sysv": [remove_upstart, remove_systemd, remove_daemontools],
+    "upstart": [remove_sysv, remove_systemd, remove_daemontools],
+    "systemd": [remove_sysv, remove_upstart, remove_daemontools],
+    "daemontools": [remove_sysv, remove_upstart, remove_systemd],
+}
+
+
+def set_modes() -> None:
+    for path in map(Path, EXECUTABLE):
+        if path.exists():
+            path.chmod(0o755)
+
+
+def record_answers() -> None:
+    record = {key: ANSWERS[key] for key in RECORDED if key in ANSWERS}
+    Path(".cookiecutter.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    for removal in REMOVALS[ANSWERS["init_system"]]:
+        removal()
+    set_modes()
+    record_answers()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Helpers shared by every tier of the template's tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(*names: str) -> None:
+    """Fail under CI, skip elsewhere, when a system tool is missing."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    reason = f"missing tools: {' '.join(missing)} (run `make deps` as root)"
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def require_root() -> None:
+    if os.geteuid() == 0:
+        return
+    if IN_CI:
+        pytest.fail("this tier needs root")
+    pytest.skip("this tier needs root")
+
+
+def render(output_dir: Path, **answers: object) -> Path:
+    """Render the template without prompts; returns the generated project's path."""
+    from cookiecutter.main import cookiecutter
+
+    extra = {key: (value if isinstance(value, (str, bool)) else json.dumps(value)) for key, value in answers.items()}
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=extra)
+    )
+
+
+def run(cmd: list[str] | str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, capture its output as text, never raise on exit code."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run(cmd, check=False, **kwargs)  # type: ignore[call-overload]

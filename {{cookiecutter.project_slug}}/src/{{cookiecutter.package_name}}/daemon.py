@@ -1,0 +1,183 @@
+"""The daemon: runs in the foreground, serves /health, and leaves supervision to init.
+
+Signals only set flags; the main loop acts on them between requests, so a request in
+progress always completes:
+- TERM (or INT): stop and exit 0;
+- HUP: re-read the config file; a broken one is logged and the old one kept;
+- USR1: reopen the log file (after logrotate has moved it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import selectors
+import signal
+import socket
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from . import config
+
+NAME = "{{ cookiecutter.project_slug }}"
+log = logging.getLogger(NAME)
+
+
+def notify(state: str) -> None:
+    """Tell systemd (or start-stop-daemon --notify-await) about our state, if it listens."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.sendto(state.encode(), address)
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket that systemd passed (LISTEN_FDS), so restarts refuse nothing."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
+        return None
+    for variable in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(variable, None)
+    return socket.socket(fileno=3)
+
+
+def setup_logging(cfg: config.Config) -> None:
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    handler: logging.Handler
+    if cfg.log_file == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        # Watched: also reopens by itself when the file is moved, for supervisors that
+        # cannot deliver USR1 to us (daemontools).
+        handler = logging.handlers.WatchedFileHandler(cfg.log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(cfg.log_level.upper())
+    log.propagate = False
+
+
+class HealthHandler(BaseHTTPRequestHandler):
+    server: Server
+    timeout = 5
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
+        if self.path.split("?", 1)[0] != "/health":
+            self.send_error(404)
+            return
+        body = json.dumps({"status": "ok", "message": self.server.cfg.message, "pid": os.getpid()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+        log.info("%s %s", self.address_string(), format % args)
+
+
+class Server(HTTPServer):
+    def __init__(self, cfg: config.Config, sock: socket.socket | None) -> None:
+        self.cfg = cfg
+        self.inherited = sock is not None
+        super().__init__((cfg.listen, cfg.port), HealthHandler, bind_and_activate=sock is None)
+        if sock is not None:
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+
+    def rebind(self, cfg: config.Config) -> None:
+        """Listen on the new address first, then let go of the old one."""
+        if self.inherited or (cfg.listen, cfg.port) == (self.cfg.listen, self.cfg.port):
+            return
+        new = Server(cfg, None)
+        self.socket.close()
+        self.socket, self.server_address = new.socket, new.server_address
+
+
+class Daemon:
+    def __init__(self, config_path: str, cfg: config.Config) -> None:
+        self.config_path = config_path
+        self.pending: set[int] = set()
+        self.server = Server(cfg, inherited_socket())
+
+    def handle_signal(self, signum: int, _frame: object) -> None:
+        self.pending.add(signum)
+
+    def reload(self) -> None:
+        try:
+            cfg = config.load(self.config_path)
+            self.server.rebind(cfg)
+        except (config.ConfigError, OSError) as err:
+            log.error("reload failed, keeping the running configuration: %s", err)
+            return
+        self.server.cfg = cfg
+        setup_logging(cfg)
+        log.info("reloaded %s", self.config_path)
+
+    def run(self) -> int:
+        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_write)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self.handle_signal)
+        selector = selectors.DefaultSelector()
+        selector.register(wake_read, selectors.EVENT_READ)
+        selector.register(self.server.socket, selectors.EVENT_READ)
+        host, port = self.server.server_address[:2]
+        log.info("ready: listening on %s:%s, pid %d", host, port, os.getpid())
+        notify("READY=1")
+        while True:
+            for key, _ in selector.select():
+                if key.fd == wake_read:
+                    while os.read(wake_read, 512) == 512:
+                        pass
+                else:
+                    self.server.handle_request()
+            while self.pending:
+                signum = min(self.pending)
+                self.pending.discard(signum)
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    notify("STOPPING=1")
+                    log.info("stopping on %s", signal.Signals(signum).name)
+                    self.server.server_close()
+                    return 0
+                if signum == signal.SIGHUP:
+                    old = self.server.socket
+                    self.reload()
+                    if self.server.socket is not old:
+                        selector.unregister(old)
+                        selector.register(self.server.socket, selectors.EVENT_READ)
+                elif signum == signal.SIGUSR1:
+                    setup_logging(self.server.cfg)
+                    log.info("log file reopened")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=NAME, description={{ cookiecutter.description | tojson }})
+    parser.add_argument(
+        "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="check the configuration file and exit"
+    )
+    args = parser.parse_args(argv)
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as err:
+        print(f"{NAME}: {err}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        return 0
+    try:
+        setup_logging(cfg)
+        daemon = Daemon(args.config, cfg)
+    except OSError as err:
+        print(f"{NAME}: cannot start: {err}", file=sys.stderr)
+        return 1
+    return daemon.run()
