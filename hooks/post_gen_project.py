@@ -31,7 +31,7 @@ def remove_sysv() -> None:
 
 
 def remove_upstart() -> None:
-    remove("init/upstart")
+    remove("init/upstart", f"debian/{NAME}.lintian-overrides")
 
 
 def remove_systemd() -> None:
