@@ -33,8 +33,13 @@ def notify(state: str) -> None:
         return
     if address.startswith("@"):
         address = "\0" + address[1:]
+    # Best effort, like sd_notify(3): start-stop-daemon --notify-await stops listening
+    # once it has READY=1.
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.sendto(state.encode(), address)
+        try:
+            sock.sendto(state.encode(), address)
+        except OSError as err:
+            log.debug("cannot notify %s: %s", address, err)
 
 
 def inherited_socket() -> socket.socket | None:
@@ -67,7 +72,7 @@ class HealthHandler(BaseHTTPRequestHandler):
     server: Server
     timeout = 5
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] != "/health":
             self.send_error(404)
             return
@@ -94,7 +99,8 @@ class Server(HTTPServer):
 
     def rebind(self, cfg: config.Config) -> None:
         """Listen on the new address first, then let go of the old one."""
-        if self.inherited or (cfg.listen, cfg.port) == (self.cfg.listen, self.cfg.port):
+        bound_port = self.server_address[1]
+        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, bound_port)):
             return
         new = Server(cfg, None)
         self.socket.close()
@@ -163,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
-    parser.add_argument(
-        "--check-config", action="store_true", help="check the configuration file and exit"
-    )
+    parser.add_argument("--check-config", action="store_true", help="check the configuration file and exit")
     args = parser.parse_args(argv)
     try:
         cfg = config.load(args.config)

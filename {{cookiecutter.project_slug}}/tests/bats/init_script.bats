@@ -1,0 +1,100 @@
+#!/usr/bin/env bats
+# The LSB init script's actions and exit codes, run against an install in a temporary
+# prefix. The system user is the one running the tests; starting needs root, since
+# start-stop-daemon --chuid does.
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+setup_file() {
+	export ROOT=$BATS_FILE_TMPDIR/root
+	cp -R "$BATS_TEST_DIRNAME/../.." "$BATS_FILE_TMPDIR/project"
+	rm -rf "$BATS_FILE_TMPDIR/project/build"
+	make -s -C "$BATS_FILE_TMPDIR/project" install prefix="$ROOT/usr" sysconfdir="$ROOT/etc" \
+		localstatedir="$ROOT/var" runstatedir="$ROOT/run" SERVICE_USER="$(id -un)" >/dev/null
+	mkdir -p "$ROOT/var/log/{{ cookiecutter.project_slug }}"
+	sed -i 's/^port = .*/port = 0/' "$ROOT/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
+	export INIT=$ROOT/etc/init.d/{{ cookiecutter.project_slug }}
+	export PIDFILE=$ROOT/run/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.pid
+	export CONFIG=$ROOT/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf
+}
+
+teardown() {
+	if [ -f "$PIDFILE" ]; then
+		"$INIT" stop >/dev/null 2>&1 || true
+	fi
+}
+
+needs_root() {
+	[ "$(id -u)" -eq 0 ] || skip "start-stop-daemon --chuid needs root"
+}
+
+@test "no action: usage on stderr, exit 2" {
+	run -2 --separate-stderr "$INIT"
+	assert_output ''
+	[[ $stderr == Usage:* ]]
+}
+
+@test "unknown action: usage, exit 2" {
+	run -2 "$INIT" frobnicate
+	assert_output --partial 'Usage:'
+}
+
+@test "status of a stopped service: exit 3" {
+	run -3 "$INIT" status
+	assert_output --partial 'is not running'
+}
+
+@test "stop of a stopped service: exit 0" {
+	run -0 "$INIT" stop
+}
+
+@test "try-restart of a stopped service: exit 0, still stopped" {
+	run -0 "$INIT" try-restart
+	run -3 "$INIT" status
+}
+
+@test "reload of a stopped service: exit 7" {
+	run -7 "$INIT" reload
+}
+
+@test "rotate of a stopped service: exit 0" {
+	run -0 "$INIT" rotate
+}
+
+@test "status with a stale pidfile: exit 1" {
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead"
+	mkdir -p "$(dirname "$PIDFILE")"
+	echo "$dead" >"$PIDFILE"
+	run -1 "$INIT" status
+	rm -f "$PIDFILE"
+}
+
+@test "start, start again, reload, stop: one daemon, LSB exit codes" {
+	needs_root
+	run -0 "$INIT" start
+	pid=$(cat "$PIDFILE")
+	run -0 "$INIT" start
+	assert_equal "$(cat "$PIDFILE")" "$pid"
+	run -0 "$INIT" status
+	run -0 "$INIT" reload
+	run -0 "$INIT" status
+	assert_equal "$(cat "$PIDFILE")" "$pid"
+	run -0 "$INIT" stop
+	run -3 "$INIT" status
+	assert [ ! -e "/proc/$pid/cmdline" ] || [ -z "$(tr -d '\0' <"/proc/$pid/cmdline")" ]
+}
+
+@test "start with a broken config fails and starts nothing" {
+	needs_root
+	cp "$CONFIG" "$CONFIG.good"
+	echo 'port = nope' >>"$CONFIG"
+	run "$INIT" start
+	mv "$CONFIG.good" "$CONFIG"
+	assert_failure
+	assert_output --partial 'port'
+	run -3 "$INIT" status
+}

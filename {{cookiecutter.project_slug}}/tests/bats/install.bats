@@ -1,0 +1,88 @@
+#!/usr/bin/env bats
+# `make install` into a DESTDIR: the FHS layout, modes, and a clean uninstall.
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+setup_file() {
+	cd "$BATS_TEST_DIRNAME/../.." || return 1
+	export PROJECT=$PWD
+}
+
+setup() {
+	cd "$PROJECT" || return 1
+	DEST=$BATS_TEST_TMPDIR/root
+}
+
+install_to_dest() {
+	run make -s install DESTDIR="$DEST" prefix=/usr sysconfdir=/etc "$@"
+	assert_success
+}
+
+mode_of() {
+	stat -c %a "$DEST$1"
+}
+
+@test "install lays out the daemon, its code and its configuration" {
+	install_to_dest
+	assert_equal "$(mode_of /usr/sbin/{{ cookiecutter.project_slug }})" 755
+	assert_equal "$(mode_of /usr/lib/{{ cookiecutter.project_slug }}/{{ cookiecutter.package_name }}/daemon.py)" 644
+	assert_equal "$(mode_of /etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf)" 644
+	assert_equal "$(mode_of /etc/default/{{ cookiecutter.project_slug }})" 644
+	assert_equal "$(mode_of /etc/logrotate.d/{{ cookiecutter.project_slug }})" 644
+	assert_equal "$(mode_of /usr/share/man/man8/{{ cookiecutter.project_slug }}.8)" 644
+}
+{% if cookiecutter.init_system in ["all", "sysv"] %}
+@test "install puts the init script in /etc/init.d, executable" {
+	install_to_dest
+	assert_equal "$(mode_of /etc/init.d/{{ cookiecutter.project_slug }})" 755
+}
+{% endif %}{% if cookiecutter.init_system in ["all", "systemd"] %}
+@test "install puts the unit in unitdir" {
+	install_to_dest unitdir=/lib/systemd/system
+	assert_equal "$(mode_of /lib/systemd/system/{{ cookiecutter.project_slug }}.service)" 644
+}
+{% endif %}{% if cookiecutter.init_system in ["all", "upstart"] %}
+@test "install puts the Upstart job in /etc/init" {
+	install_to_dest
+	assert_equal "$(mode_of /etc/init/{{ cookiecutter.project_slug }}.conf)" 644
+}
+{% endif %}{% if cookiecutter.init_system in ["all", "daemontools"] %}
+@test "install puts the run script in /etc/sv, executable" {
+	install_to_dest
+	assert_equal "$(mode_of /etc/sv/{{ cookiecutter.project_slug }}/run)" 755
+}
+{% endif %}
+@test "installed files carry the install paths, never the build tree's" {
+	install_to_dest
+	run grep -rlF "$PROJECT" "$DEST"
+	assert_failure 1
+	run grep -rl '@[A-Za-z_]*@' "$DEST"
+	assert_failure 1
+}
+
+@test "prefix moves the code but not /etc" {
+	run make -s install DESTDIR="$DEST" prefix=/opt/x
+	assert_success
+	assert [ -x "$DEST/opt/x/sbin/{{ cookiecutter.project_slug }}" ]
+	assert [ -f "$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf" ]
+	run grep -F 'log_file = /var/log/{{ cookiecutter.project_slug }}/' "$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
+	assert_success
+}
+
+@test "the installed launcher finds its code and checks a config" {
+	install_to_dest
+	run "$DEST/usr/sbin/{{ cookiecutter.project_slug }}" --config "$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf" --check-config
+	assert_success
+	assert_output ''
+}
+
+@test "uninstall removes the program and keeps the configuration" {
+	install_to_dest
+	run make -s uninstall DESTDIR="$DEST" prefix=/usr sysconfdir=/etc
+	assert_success
+	assert [ ! -e "$DEST/usr/sbin/{{ cookiecutter.project_slug }}" ]
+	assert [ ! -e "$DEST/usr/lib/{{ cookiecutter.project_slug }}" ]
+	assert [ -f "$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf" ]
+}

@@ -1,0 +1,222 @@
+"""The daemon against a real process: signals, reload, log reopening, readiness."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+READY = re.compile(r"ready: listening on [^ ]+:(\d+), pid (\d+)")
+
+
+def write_config(path: Path, log_file: Path, message: str = "ok", port: int = 0) -> None:
+    path.write_text(
+        f"[service]\nlisten = 127.0.0.1\nport = {port}\nlog_file = {log_file}\nmessage = {message}\n",
+        encoding="utf-8",
+    )
+
+
+def run_daemon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", *args],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
+def wait_for(predicate, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+class Service:
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config = tmp_path / "service.conf"
+        self.log = tmp_path / "service.log"
+        write_config(self.config, self.log)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(self.config)],
+            env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        match = wait_for(lambda: READY.search(self.read_log()))
+        self.port = int(match.group(1))
+        assert int(match.group(2)) == self.process.pid
+
+    def read_log(self) -> str:
+        return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+
+    def health(self) -> dict[str, object]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as response:
+            assert response.status == 200
+            return json.load(response)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    svc = Service(tmp_path)
+    yield svc
+    if svc.process.poll() is None:
+        svc.process.kill()
+    svc.process.wait()
+
+
+def test_health_endpoint_answers_with_status_and_pid(service: Service) -> None:
+    assert service.health() == {"status": "ok", "message": "ok", "pid": service.process.pid}
+
+
+def test_unknown_path_is_404(service: Service) -> None:
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{service.port}/nope", timeout=5)
+    assert err.value.code == 404
+
+
+def test_sigterm_exits_zero_within_timeout(service: Service) -> None:
+    service.signal(signal.SIGTERM)
+    assert service.process.wait(timeout=5) == 0
+    assert "stopping on SIGTERM" in service.read_log()
+
+
+def test_sighup_reloads_config_in_the_same_process(service: Service) -> None:
+    write_config(service.config, service.log, message="reloaded", port=service.port)
+    service.signal(signal.SIGHUP)
+    wait_for(lambda: service.health()["message"] == "reloaded")
+    assert service.process.poll() is None
+    assert service.health()["pid"] == service.process.pid
+
+
+def test_sighup_with_broken_config_keeps_the_old_one_and_logs_an_error(service: Service) -> None:
+    service.config.write_text("[service]\nport = not-a-number\n", encoding="utf-8")
+    service.signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed, keeping the running configuration" in service.read_log())
+    assert service.health()["message"] == "ok"
+    assert service.process.poll() is None
+
+
+def test_sigusr1_reopens_the_log_after_it_was_moved(service: Service) -> None:
+    rotated = service.log.with_suffix(".log.1")
+    service.log.rename(rotated)
+    service.log.touch()
+    service.signal(signal.SIGUSR1)
+    wait_for(lambda: "log file reopened" in service.read_log())
+    service.health()
+    assert "GET /health" in service.read_log()
+    assert "log file reopened" not in rotated.read_text(encoding="utf-8")
+
+
+def test_moved_log_is_reopened_without_a_signal(service: Service) -> None:
+    service.log.rename(service.log.with_suffix(".log.1"))
+    service.health()
+    wait_for(lambda: "GET /health" in service.read_log())
+
+
+def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(5)
+        svc = Service(tmp_path, env={"NOTIFY_SOCKET": address})
+        try:
+            assert listener.recv(64) == b"READY=1"
+            svc.signal(signal.SIGTERM)
+            assert listener.recv(64) == b"STOPPING=1"
+            assert svc.process.wait(timeout=5) == 0
+        finally:
+            svc.process.kill()
+            svc.process.wait()
+
+
+def test_stop_succeeds_after_the_notify_socket_went_away(tmp_path: Path) -> None:
+    # start-stop-daemon --notify-await removes its socket once it has READY=1.
+    address = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(address))
+        svc = Service(tmp_path, env={"NOTIFY_SOCKET": str(address)})
+    address.unlink()
+    svc.signal(signal.SIGTERM)
+    assert svc.process.wait(timeout=5) == 0
+    assert "stopping on SIGTERM" in svc.read_log()
+
+
+def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    config = tmp_path / "service.conf"
+    write_config(config, tmp_path / "service.log")
+    # LISTEN_PID must name the daemon itself: set it in the child, just before exec.
+    code = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+        "os.environ['LISTEN_FDS'] = '1'; "
+        "os.execv(sys.executable, [sys.executable, '-m', '{{ cookiecutter.package_name }}', '--config', sys.argv[2]])"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(listener.fileno()), str(config)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        pass_fds=[listener.fileno()],
+    )
+    try:
+        listener.close()
+        log = tmp_path / "service.log"
+        wait_for(lambda: log.exists() and f":{port}, pid" in log.read_text(encoding="utf-8"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert json.load(response)["pid"] == process.pid
+    finally:
+        process.terminate()
+        assert process.wait(timeout=5) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[service]\nport = 99999\n", "out of range"),
+        ("[service]\nport = x\n", "port"),
+        ("[other]\n", "no [service] section"),
+        ("[service]\ncolour = blue\n", "unknown keys: colour"),
+        ("[service]\nlog_level = loud\n", "log_level must be one of"),
+    ],
+)
+def test_bad_config_exits_one_with_a_message(tmp_path: Path, content: str, message: str) -> None:
+    config = tmp_path / "bad.conf"
+    config.write_text(content, encoding="utf-8")
+    for extra in ([], ["--check-config"]):
+        result = run_daemon("--config", str(config), *extra)
+        assert result.returncode == 1
+        assert message in result.stderr
+
+
+def test_missing_config_exits_one_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.conf"
+    result = run_daemon("--config", str(missing))
+    assert result.returncode == 1
+    assert str(missing) in result.stderr
+
+
+def test_good_config_checks_clean(tmp_path: Path) -> None:
+    config = tmp_path / "good.conf"
+    write_config(config, tmp_path / "x.log")
+    result = run_daemon("--config", str(config), "--check-config")
+    assert (result.returncode, result.stderr) == (0, "")
