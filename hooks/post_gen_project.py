@@ -15,7 +15,7 @@ NAME = ANSWERS["project_slug"]
 # Answers worth keeping to render the project again; cookiecutter's private keys
 # (output dir, extensions) say nothing about the project.
 RECORDED = [key for key in ANSWERS if not key.startswith("_")] + ["_template"]
-EXECUTABLE = ["bin/" + NAME, "init/sysv/" + NAME, "init/daemontools/run", "deploy/deploy-host", "debian/rules"]
+EXECUTABLE = ["bin/" + NAME, "init/sysv/" + NAME, "init/daemontools/run", "deploy/check-health", "debian/rules"]
 
 
 def remove(*paths: str) -> None:

@@ -1,0 +1,66 @@
+# platform-skel's own Makefile: set up the test tools and run the template's tests.
+# `make` lists the targets.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+# Debian packages the tests run for real; `make deps` installs them (as root).
+DEBIAN_PACKAGES := make dash shellcheck bats bats-assert bats-support logrotate lintian \
+	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
+	daemontools runit openssh-server debootstrap systemd-container piuparts reprepro \
+	systemd curl
+DEPS_STAMP := $(VENV)/.deps-installed
+
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+.PHONY: help deps test test-fast test-package test-system lint demo bench clean
+
+help: ## show this help
+	@echo 'Usage: make TARGET'
+	@sed -n 's/^\([a-z][a-z-]*\):.*## \(.*\)/  \1|\2/p' $(MAKEFILE_LIST) | column -t -s '|'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+deps: $(DEPS_STAMP) ## create the venv, and install the Debian packages when root
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		echo 'apt-get install $(DEBIAN_PACKAGES)'; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	elif ! dpkg-query -W $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
+		echo 'Some system tools are missing; as root, run:'; \
+		echo '  apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)'; \
+	fi
+
+test: deps ## run every tier: fast, package and system (root)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
+
+test-fast: $(DEPS_STAMP) ## render, lint and run the generated project (no root, seconds)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/fast
+
+test-package: $(DEPS_STAMP) ## build and lint the .deb and .rpm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/package
+
+test-system: $(DEPS_STAMP) ## install and run the service in Debian roots (root)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/system
+
+lint: $(DEPS_STAMP) ## ruff over the template's own Python
+	$(BIN)/ruff check hooks local_extensions.py tests bench
+	$(BIN)/ruff format --check hooks local_extensions.py tests bench
+
+demo: $(DEPS_STAMP) ## generate build/demo/my-service with the defaults and build its .deb
+	rm -rf build/demo
+	$(BIN)/cookiecutter --no-input . --output-dir build/demo
+	$(MAKE) -C build/demo/my-service deb
+
+bench: $(DEPS_STAMP) ## measure make deb against its peers (see bench/)
+	$(BIN)/python bench/bench.py
+
+clean: ## remove the venv and build/
+	rm -rf $(VENV) build
