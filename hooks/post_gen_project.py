@@ -15,7 +15,14 @@ NAME = ANSWERS["project_slug"]
 # Answers worth keeping to render the project again; cookiecutter's private keys
 # (output dir, extensions) say nothing about the project.
 RECORDED = [key for key in ANSWERS if not key.startswith("_")] + ["_template"]
-EXECUTABLE = ["bin/" + NAME, "init/sysv/" + NAME, "init/daemontools/run", "deploy/check-health", "debian/rules"]
+EXECUTABLE = [
+    "bin/" + NAME,
+    "init/sysv/" + NAME,
+    "init/daemontools/run",
+    "deploy/check-health",
+    "debian/rules",
+    ".ci/install-tools",
+]
 
 
 def remove(*paths: str) -> None:
@@ -58,8 +65,11 @@ def set_modes() -> None:
 
 
 def record_answers() -> None:
-    record = {key: ANSWERS[key] for key in RECORDED if key in ANSWERS}
-    Path(".cookiecutter.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """In cookiecutter's replay format: `cookiecutter --replay-file .cookiecutter.json`."""
+    record = {"cookiecutter": {key: ANSWERS[key] for key in RECORDED if key in ANSWERS}}
+    Path(".cookiecutter.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def main() -> None:

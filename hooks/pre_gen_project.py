@@ -23,16 +23,56 @@ PORT_MIN, PORT_MAX = 1024, 65535
 INIT_SYSTEMS = ("all", "sysv", "upstart", "systemd", "daemontools")
 # Accounts and groups that Debian's base-passwd, adduser and common packages own.
 RESERVED_USERS = frozenset(
-    "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats "
-    "nobody nogroup adm staff users operator sudo wheel shadow utmp tty disk kmem dialout "
-    "systemd-journal systemd-network systemd-resolve systemd-timesync messagebus sshd _apt "
-    "postfix ntp chrony syslog".split()
+    {
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "gnats",
+        "nobody",
+        "nogroup",
+        "adm",
+        "staff",
+        "users",
+        "operator",
+        "sudo",
+        "wheel",
+        "shadow",
+        "utmp",
+        "tty",
+        "disk",
+        "kmem",
+        "dialout",
+        "systemd-journal",
+        "systemd-network",
+        "systemd-resolve",
+        "systemd-timesync",
+        "messagebus",
+        "sshd",
+        "_apt",
+        "postfix",
+        "ntp",
+        "chrony",
+        "syslog",
+    }
 )
 # Free text lands in shell comments, unit files, debian/control, the RPM spec (where %
 # expands macros), YAML and roff: plain printable text of one line renders inert in all.
 TEXT_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069%\\`$<>{}"]')
 TEXT_RULE = (
-    "one line of printable text; not allowed: control or bidi characters, and any of % \\ ` $ < > { } \""
+    'one line of printable text; not allowed: control or bidi characters, and any of % \\ ` $ < > { } "'
 )
 
 
@@ -55,60 +95,80 @@ def _pattern(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> l
     return [f"{name} {value!r} is not allowed; {allowed}"]
 
 
-def validate(answers: dict[str, object]) -> list[str]:
-    """Return one message per wrong answer: what is wrong and what is allowed."""
-    text = {key: str(answers.get(key, "")) for key in answers}
-    errors: list[str] = []
-    errors += _text("project_name", text["project_name"], 64)
-    errors += _text("description", text["description"], 80)
-    errors += _text("maintainer_name", text["maintainer_name"], 64)
-
-    slug = text["project_slug"]
-    errors += _pattern(
+def _slug(value: str) -> list[str]:
+    errors = _pattern(
         "project_slug",
-        slug,
+        value,
         SLUG,
         "use lowercase ASCII letters, digits and inner hyphens, starting with a letter "
-        f"(pattern [a-z][a-z0-9-]*[a-z0-9]); it becomes the package, command and directory name",
+        "(pattern [a-z][a-z0-9-]*[a-z0-9]); it becomes the package, command and directory name",
     )
-    if len(slug) > SLUG_MAX:
-        errors.append(f"project_slug is {len(slug)} characters long; at most {SLUG_MAX} are allowed")
+    if len(value) > SLUG_MAX:
+        errors.append(f"project_slug is {len(value)} characters long; at most {SLUG_MAX} are allowed")
+    return errors
 
-    package = text["package_name"]
-    errors += _pattern(
-        "package_name", package, PACKAGE, "use a Python identifier of lowercase letters, digits and _"
+
+def _package(value: str) -> list[str]:
+    errors = _pattern(
+        "package_name", value, PACKAGE, "use a Python identifier of lowercase letters, digits and _"
     )
-    if keyword.iskeyword(package) or package in getattr(sys, "stdlib_module_names", ()):
-        errors.append(f"package_name {package!r} is taken by Python itself; choose another name")
+    if keyword.iskeyword(value) or value in getattr(sys, "stdlib_module_names", ()):
+        errors.append(f"package_name {value!r} is taken by Python itself; choose another name")
+    return errors
 
-    user = text["service_user"]
-    errors += _pattern(
+
+def _user(value: str) -> list[str]:
+    errors = _pattern(
         "service_user",
-        user,
+        value,
         USER,
         "adduser takes lowercase ASCII letters, digits, _ and -, starting with a letter or _",
     )
-    if len(user) > USER_MAX:
-        errors.append(f"service_user is {len(user)} characters long; at most {USER_MAX} are allowed")
-    if user in RESERVED_USERS or user.startswith("systemd-"):
-        errors.append(f"service_user {user!r} is a reserved system account; the service needs its own user")
+    if len(value) > USER_MAX:
+        errors.append(f"service_user is {len(value)} characters long; at most {USER_MAX} are allowed")
+    if value in RESERVED_USERS or value.startswith("systemd-"):
+        errors.append(f"service_user {value!r} is a reserved system account; the service needs its own user")
+    return errors
 
-    errors += _pattern(
-        "version", text["version"], VERSION, "use 1 to 4 dot-separated numbers such as 0.1.0"
-    )
-    errors += _pattern(
-        "maintainer_email", text["maintainer_email"], EMAIL, "give an address such as name@example.com"
-    )
 
-    port = text["port"]
-    if not port.isascii() or not port.isdigit() or not PORT_MIN <= int(port) <= PORT_MAX:
-        errors.append(
-            f"port {port!r} is not allowed; give a number from {PORT_MIN} to {PORT_MAX} "
-            "(lower ports need privileges the service does not have)"
-        )
+def _port(value: str) -> list[str]:
+    if value.isascii() and value.isdigit() and PORT_MIN <= int(value) <= PORT_MAX:
+        return []
+    allowed = f"give a number from {PORT_MIN} to {PORT_MAX} (lower ones need privileges the service lacks)"
+    return [f"port {value!r} is not allowed; {allowed}"]
 
-    if text["init_system"] not in INIT_SYSTEMS:
-        errors.append(f"init_system {text['init_system']!r} is not allowed; choose one of {', '.join(INIT_SYSTEMS)}")
+
+def _init_system(value: str) -> list[str]:
+    if value in INIT_SYSTEMS:
+        return []
+    return [f"init_system {value!r} is not allowed; choose one of {', '.join(INIT_SYSTEMS)}"]
+
+
+CHECKS = {
+    "project_name": lambda v: _text("project_name", v, 64),
+    "project_slug": _slug,
+    "package_name": _package,
+    "description": lambda v: _text("description", v, 80),
+    "maintainer_name": lambda v: _text("maintainer_name", v, 64),
+    "maintainer_email": lambda v: _pattern(
+        "maintainer_email", v, EMAIL, "give an address such as name@example.com"
+    ),
+    "version": lambda v: _pattern("version", v, VERSION, "use 1 to 4 dot-separated numbers such as 0.1.0"),
+    "service_user": _user,
+    "port": _port,
+    "init_system": _init_system,
+}
+
+
+def validate(answers: dict[str, object]) -> list[str]:
+    """Return one message per wrong answer: what is wrong and what is allowed.
+
+    Checks the answers present; a replay asks, and so passes here, only new questions.
+    """
+    errors: list[str] = []
+    for key, check in CHECKS.items():
+        if key in answers:
+            errors += check(str(answers[key]))
     return errors
 
 

@@ -37,10 +37,11 @@ def render(output_dir: Path, **answers: object) -> Path:
     """Render the template without prompts; returns the generated project's path."""
     from cookiecutter.main import cookiecutter
 
-    extra = {key: (value if isinstance(value, (str, bool)) else json.dumps(value)) for key, value in answers.items()}
-    return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=extra)
-    )
+    extra = {
+        key: (value if isinstance(value, (str, bool)) else json.dumps(value))
+        for key, value in answers.items()
+    }
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=extra))
 
 
 def run(cmd: list[str] | str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -48,3 +49,33 @@ def run(cmd: list[str] | str, **kwargs: object) -> subprocess.CompletedProcess[s
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(cmd, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+def pre_gen_hook():  # type: ignore[no-untyped-def]
+    """hooks/pre_gen_project.py as a module, for its validate() and its tables."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+INIT_SYSTEMS: tuple[str, ...] = pre_gen_hook().INIT_SYSTEMS
+
+
+def venv_env() -> dict[str, str]:
+    """The environment with this interpreter's bin dir first, so generated Makefiles find ruff and pytest."""
+    import sys
+
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def cookiecutter_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """cookiecutter's command line, as a user runs it."""
+    import sys
+
+    return run([sys.executable, "-m", "cookiecutter", *args], cwd=cwd)

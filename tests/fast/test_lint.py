@@ -1,0 +1,165 @@
+"""Every generated file passes the linter of its kind, and every make target parses."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import upstart
+from support import require_tool, run
+
+SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/env bash")
+TARGETS = ["help", "build", "test", "lint", "install", "uninstall", "deb", "rpm", "package", "clean"]
+
+
+def shell_files(project: Path) -> list[Path]:
+    """Every POSIX shell file, found by its first line, as built for a host."""
+    found = []
+    for path in sorted(project.rglob("*")):
+        if not path.is_file() or path.suffix == ".bats":
+            continue
+        if (project / "build") in path.parents or not (
+            project / "build" / path.relative_to(project)
+        ).exists():
+            with path.open("rb") as handle:
+                if handle.readline().decode(errors="replace").rstrip().startswith(SHELL_SHEBANGS):
+                    found.append(path)
+    return found
+
+
+def test_shell_files_pass_shellcheck_dash_and_checkbashisms(project: Path) -> None:
+    require_tool("shellcheck", "dash", "checkbashisms")
+    files = [str(path) for path in shell_files(project)]
+    assert any("debian" in name for name in files)
+    result = run(["shellcheck", "-x", "-s", "sh", *files])
+    assert result.returncode == 0, result.stdout
+    for name in files:
+        result = run(["dash", "-n", name])
+        assert result.returncode == 0, result.stderr
+    result = run(["checkbashisms", *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.ships("sysv")
+def test_init_script_has_a_full_lsb_header(project: Path) -> None:
+    script = (project / "build/init/sysv/my-service").read_text(encoding="utf-8")
+    header = script.split("### BEGIN INIT INFO", 1)[1].split("### END INIT INFO", 1)[0]
+    fields = dict(re.findall(r"^# ([A-Za-z-]+):\s*(.*)$", header, re.MULTILINE))
+    assert fields["Provides"] == "my-service"
+    assert fields["Required-Start"].split() == ["$local_fs", "$remote_fs", "$network", "$syslog"]
+    assert fields["Default-Start"] == "2 3 4 5"
+    assert fields["Default-Stop"] == "0 1 6"
+    assert "--exec" not in script
+
+
+@pytest.mark.ships("systemd")
+def test_systemd_unit_verifies_without_a_warning(project: Path, installed: Path, tmp_path: Path) -> None:
+    require_tool("systemd-analyze")
+    root = tmp_path / "root"
+    shutil.copytree(installed, root, symlinks=True)
+    # verify needs the unit's dependencies (sysinit.target, ...) inside the root.
+    shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True, dirs_exist_ok=True)
+    result = run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}", "/lib/systemd/system/my-service.service"]
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.ships("systemd")
+def test_systemd_unit_exposure_is_at_most_2(project: Path) -> None:
+    require_tool("systemd-analyze")
+    unit = project / "build/init/systemd/my-service.service"
+    # --threshold counts tenths: 20 is an exposure of 2.0.
+    result = run(["systemd-analyze", "security", "--offline=true", "--threshold=20", str(unit)])
+    assert result.returncode == 0, result.stdout
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout).group(1))
+    assert exposure <= 2.0
+
+
+@pytest.mark.ships("systemd")
+def test_systemd_unit_hardening_lines_are_sorted(project: Path) -> None:
+    text = (project / "build/init/systemd/my-service.service").read_text(encoding="utf-8")
+    service = text.split("[Service]", 1)[1].split("\n\n")
+    hardening = [line for line in service[1].splitlines() if line]
+    assert "NoNewPrivileges=yes" in hardening
+    assert hardening == sorted(hardening)
+
+
+def test_logrotate_config_debugs_clean(project: Path, tmp_path: Path) -> None:
+    require_tool("logrotate")
+    text = (project / "build/conf/logrotate/my-service").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*copytruncate", text, re.MULTILINE)
+    assert re.search(r"^\s*create 0640 my-service my-service$", text, re.MULTILINE)
+    assert re.search(r"^\s*postrotate$", text, re.MULTILINE)
+    # The service user does not exist on this host: check the same file with one that does.
+    config = tmp_path / "my-service"
+    config.write_text(text.replace("my-service my-service", "daemon daemon"), encoding="utf-8")
+    result = run(["logrotate", "-d", "-s", str(tmp_path / "state"), str(config)])
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"^error", result.stdout + result.stderr, re.MULTILINE | re.IGNORECASE)
+
+
+@pytest.mark.ships("upstart")
+def test_upstart_job_follows_the_grammar(project: Path) -> None:
+    require_tool("sh")
+    errors, scripts, stanzas = upstart.check(
+        (project / "build/init/upstart/my-service.conf").read_text(encoding="utf-8")
+    )
+    assert errors == []
+    assert "expect" not in stanzas
+    assert stanzas["setuid"] == stanzas["setgid"] == ["my-service"]
+    assert stanzas["respawn"] == [""]
+    assert stanzas["respawn limit"] == ["10 5"]
+    assert stanzas["start on"] == ["runlevel [2345]"]
+    assert stanzas["stop on"] == ["runlevel [!2345]"]
+    assert re.search(
+        r"^\s*exec /usr/sbin/my-service --config /etc/my-service/my-service.conf", scripts[-1], re.M
+    )
+
+
+@pytest.mark.parametrize(
+    ("job", "error"),
+    [
+        ("exec /bin/true\nexpect frok\n", "bad argument for 'expect'"),
+        ("respawn limit ten 5\n", "bad argument for 'respawn limit'"),
+        ("start on (runlevel [2345]\n", "unbalanced parentheses"),
+        ("script\n  true\n", "has no 'end script'"),
+        ("script\n  if true; then\nend script\n", "sh -n"),
+        ("stat on runlevel [2345]\n", "unknown stanza"),
+    ],
+)
+def test_upstart_checker_rejects_broken_jobs(job: str, error: str) -> None:
+    errors, _, _ = upstart.check(job)
+    assert any(error in message for message in errors), errors
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_make_dry_run_of_every_target(project: Path, target: str) -> None:
+    result = run(["make", "-n", "-C", str(project), target])
+    assert result.returncode == 0, result.stderr
+
+
+def test_make_deploy_dry_run_shows_copy_install_and_check_per_host(project: Path) -> None:
+    result = run(["make", "-n", "-C", str(project), "deploy", "HOSTS=h1 root@h2"])
+    assert result.returncode == 0, result.stderr
+    for host in ("h1", "root@h2"):
+        assert f"scp -q -o BatchMode=yes 'dist/my-service_0.1.0_all.deb' '{host}:/var/tmp/" in result.stdout
+        assert re.search(
+            rf"ssh .*'{host}' 'sudo apt-get install -y .*/var/tmp/my-service_0.1.0_all.deb", result.stdout
+        )
+        assert f"ssh -o BatchMode=yes '{host}' python3 - 8080 < deploy/check-health" in result.stdout
+
+
+def test_make_deploy_without_hosts_explains_usage(project: Path) -> None:
+    result = run(["make", "-C", str(project), "deploy"])
+    assert result.returncode == 2
+    assert 'usage: make deploy HOSTS="host1' in result.stderr
+
+
+def test_make_help_is_the_default_and_lists_every_target(project: Path) -> None:
+    result = run(["make", "-C", str(project)])
+    assert result.returncode == 0
+    listed = re.findall(r"^  ([a-z]+) ", result.stdout, re.MULTILINE)
+    assert sorted(listed) == sorted([*TARGETS, "deploy"])

@@ -1,0 +1,116 @@
+"""Rendering: every init-system choice gives exactly its files, fully rendered."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from support import INIT_SYSTEMS, TEMPLATE, cookiecutter_cli, render
+
+COMMON = {
+    ".cookiecutter.json",
+    ".gitignore",
+    ".ci/install-tools",
+    ".github/workflows/ci.yml",
+    ".gitlab-ci.yml",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "bin/my-service",
+    "conf/my-service.conf",
+    "conf/default/my-service",
+    "conf/logrotate/my-service",
+    "debian/changelog",
+    "debian/control",
+    "debian/copyright",
+    "debian/my-service.postinst",
+    "debian/my-service.postrm",
+    "debian/rules",
+    "debian/source/format",
+    "deploy/check-health",
+    "man/my-service.8",
+    "rpm/my-service.spec",
+    "src/my_service/__init__.py",
+    "src/my_service/__main__.py",
+    "src/my_service/config.py",
+    "src/my_service/daemon.py",
+    "tests/test_daemon.py",
+    "tests/bats/install.bats",
+}
+PER_INIT = {
+    "sysv": {"init/sysv/my-service", "tests/bats/init_script.bats"},
+    "upstart": {"init/upstart/my-service.conf", "debian/my-service.lintian-overrides"},
+    "systemd": {"init/systemd/my-service.service"},
+    "daemontools": {"init/daemontools/run"},
+}
+PER_INIT["all"] = set().union(*PER_INIT.values())
+EXECUTABLES = {
+    "bin/my-service",
+    "init/sysv/my-service",
+    "init/daemontools/run",
+    "deploy/check-health",
+    "debian/rules",
+    ".ci/install-tools",
+}
+
+
+def source_files(project: Path) -> set[str]:
+    return {
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and path.relative_to(project).parts[0] != "build"
+    }
+
+
+def test_defaults_render_my_service(tmp_path: Path) -> None:
+    assert render(tmp_path) == tmp_path / "my-service"
+    assert os.listdir(tmp_path) == ["my-service"]
+
+
+@pytest.mark.parametrize("init_system", INIT_SYSTEMS)
+def test_each_choice_renders_exactly_its_files(tmp_path: Path, init_system: str) -> None:
+    project = render(tmp_path, init_system=init_system)
+    assert source_files(project) == COMMON | PER_INIT[init_system]
+
+
+def test_nothing_is_left_unrendered(project: Path) -> None:
+    for path in project.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            for marker in ("{{", "{%", "{#"):
+                assert marker not in text, f"{path}: {marker}"
+
+
+def test_built_files_have_every_path_substituted(project: Path) -> None:
+    for path in (project / "build").rglob("*"):
+        if path.is_file() and path.name != "paths":
+            assert not re.search(r"@[A-Za-z_]+@", path.read_text(encoding="utf-8")), path
+
+
+def test_scripts_are_executable_and_the_rest_is_not(project: Path) -> None:
+    for name in source_files(project):
+        mode = (project / name).stat().st_mode & 0o777
+        assert mode == (0o755 if name in EXECUTABLES else 0o644), f"{name}: {oct(mode)}"
+
+
+def test_answers_are_recorded_without_local_paths(project: Path) -> None:
+    record = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))["cookiecutter"]
+    assert record["project_slug"] == "my-service"
+    assert record["service_user"] == "my-service"
+    assert record["_template"] == str(TEMPLATE)
+    assert not any(key.startswith("__") or key in ("_output_dir", "_repo_dir") for key in record)
+
+
+def test_replaying_the_record_renders_the_same_project(tmp_path: Path) -> None:
+    first = render(tmp_path / "first", project_name="Foo Bar", init_system="sysv", port="9000")
+    result = cookiecutter_cli(
+        "--replay-file", str(first / ".cookiecutter.json"), "-o", str(tmp_path / "again"), str(TEMPLATE)
+    )
+    assert result.returncode == 0, result.stderr
+    again = tmp_path / "again" / "foo-bar"
+    assert source_files(again) == source_files(first)
+    for name in source_files(first) - {"debian/changelog", "debian/copyright"}:
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
