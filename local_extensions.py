@@ -15,7 +15,8 @@ import sys
 import types
 from pathlib import Path
 
-from jinja2 import Environment
+from jinja2 import Environment, Undefined
+from jinja2.exceptions import UndefinedError
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -26,7 +27,6 @@ _SANDBOX_METHODS = (
     "call_unop",
     "getitem",
     "getattr",
-    "unsafe_undefined",
     "wrap_str_format",
     "call",
 )
@@ -60,4 +60,12 @@ class AnswerGuard(Extension):
         for name in _SANDBOX_METHODS:
             setattr(environment, name, types.MethodType(getattr(SandboxedEnvironment, name), environment))
         environment.sandboxed = True
+
+        def refuse_unsafe(obj: object, attribute: str) -> Undefined:
+            # An UndefinedError, unlike the sandbox's SecurityError, is what cookiecutter
+            # reports as a message instead of a traceback.
+            hint = f"an answer reaches for {type(obj).__name__}.{attribute}: answers are data, not code"
+            return environment.undefined(hint, obj=obj, name=attribute, exc=UndefinedError)
+
+        environment.unsafe_undefined = refuse_unsafe  # type: ignore[method-assign]
         environment.filters["refuse_invalid"] = refuse_invalid
