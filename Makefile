@@ -38,7 +38,7 @@ deps: $(DEPS_STAMP) ## create the venv, and install the Debian packages when roo
 		echo '  apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)'; \
 	fi
 
-test: deps ## run every tier: fast, package and system (root)
+test: deps lint ## run every tier: fast, package and system (root)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
 
 test-fast: $(DEPS_STAMP) ## render, lint and run the generated project (no root, seconds)
