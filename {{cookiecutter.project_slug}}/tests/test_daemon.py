@@ -20,9 +20,11 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 READY = re.compile(r"ready: listening on [^ ]+:(\d+), pid (\d+)")
 
 
-def write_config(path: Path, log_file: Path, message: str = "ok", port: int = 0) -> None:
+def write_config(
+    path: Path, log_file: Path, message: str = "ok", port: int = 0, listen: str = "127.0.0.1"
+) -> None:
     path.write_text(
-        f"[service]\nlisten = 127.0.0.1\nport = {port}\nlog_file = {log_file}\nmessage = {message}\n",
+        f"[service]\nlisten = {listen}\nport = {port}\nlog_file = {log_file}\nmessage = {message}\n",
         encoding="utf-8",
     )
 
@@ -85,6 +87,24 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 def test_health_endpoint_answers_with_status_and_pid(service: Service) -> None:
     assert service.health() == {"status": "ok", "message": "ok", "pid": service.process.pid}
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="this host has no IPv6")
+def test_listens_on_ipv6_loopback(tmp_path: Path) -> None:
+    config = tmp_path / "v6.conf"
+    log = tmp_path / "v6.log"
+    write_config(config, log, listen="::1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    try:
+        port = int(wait_for(lambda: READY.search(log.read_text() if log.exists() else "")).group(1))
+        with urllib.request.urlopen(f"http://[::1]:{port}/health", timeout=5) as response:
+            assert json.load(response)["pid"] == process.pid
+    finally:
+        process.terminate()
+        assert process.wait(timeout=5) == 0
 
 
 def test_unknown_path_is_404(service: Service) -> None:

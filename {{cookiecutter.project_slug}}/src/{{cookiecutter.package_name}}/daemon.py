@@ -91,6 +91,7 @@ class Server(HTTPServer):
     def __init__(self, cfg: config.Config, sock: socket.socket | None) -> None:
         self.cfg = cfg
         self.inherited = sock is not None
+        self.address_family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
         super().__init__((cfg.listen, cfg.port), HealthHandler, bind_and_activate=sock is None)
         if sock is not None:
             self.socket.close()
