@@ -38,7 +38,7 @@ def remove_sysv() -> None:
 
 
 def remove_upstart() -> None:
-    remove("init/upstart", f"debian/{NAME}.lintian-overrides")
+    remove("init/upstart")
 
 
 def remove_systemd() -> None:
@@ -49,12 +49,17 @@ def remove_daemontools() -> None:
     remove("init/daemontools")
 
 
+def remove_lintian_overrides() -> None:
+    """Only the Upstart job and a SysV-only package need a lintian override."""
+    remove(f"debian/{NAME}.lintian-overrides")
+
+
 REMOVALS = {
     "all": [],
     "sysv": [remove_upstart, remove_systemd, remove_daemontools],
     "upstart": [remove_sysv, remove_systemd, remove_daemontools],
-    "systemd": [remove_sysv, remove_upstart, remove_daemontools],
-    "daemontools": [remove_sysv, remove_upstart, remove_systemd],
+    "systemd": [remove_sysv, remove_upstart, remove_daemontools, remove_lintian_overrides],
+    "daemontools": [remove_sysv, remove_upstart, remove_systemd, remove_lintian_overrides],
 }
 
 
