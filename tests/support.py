@@ -67,13 +67,6 @@ def pre_gen_hook():  # type: ignore[no-untyped-def]
 INIT_SYSTEMS: tuple[str, ...] = pre_gen_hook().INIT_SYSTEMS
 
 
-def venv_env() -> dict[str, str]:
-    """The environment with this interpreter's bin dir first, so generated Makefiles find ruff and pytest."""
-    import sys
-
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-
-
 def cookiecutter_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """cookiecutter's command line, as a user runs it."""
     import sys

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from support import require_tool, run, venv_env
+from support import require_tool, run
 
 # DESIGN.md's paths: (path, mode). Everything installed is root's: make install
 # runs as root or into a DESTDIR, and the packages set owners of their own.
@@ -34,7 +34,7 @@ INIT_LAYOUT = {
 
 def test_make_test_of_the_generated_project_passes(project: Path) -> None:
     require_tool("bats", "make")
-    result = run(["make", "-C", str(project), "test", f"PYTHON={sys.executable}"], env=venv_env())
+    result = run(["make", "-C", str(project), "test", f"PYTHON={sys.executable}"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
     assert "not ok" not in result.stdout
@@ -42,7 +42,7 @@ def test_make_test_of_the_generated_project_passes(project: Path) -> None:
 
 def test_make_lint_of_the_generated_project_passes(project: Path) -> None:
     require_tool("shellcheck", "dash", "make")
-    result = run(["make", "-C", str(project), "lint"], env=venv_env())
+    result = run(["make", "-C", str(project), "lint"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 

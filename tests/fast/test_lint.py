@@ -162,4 +162,4 @@ def test_make_help_is_the_default_and_lists_every_target(project: Path) -> None:
     result = run(["make", "-C", str(project)])
     assert result.returncode == 0
     listed = re.findall(r"^  ([a-z]+) ", result.stdout, re.MULTILINE)
-    assert sorted(listed) == sorted([*TARGETS, "deploy"])
+    assert sorted(listed) == sorted([*TARGETS, "deploy", "publish"])
