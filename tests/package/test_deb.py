@@ -1,0 +1,158 @@
+"""The .deb of every variant: contents, conffiles, control fields, maintainer scripts, lintian."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pkgbuild import ROOT, Built, deb_entries, deb_files, etc_files, make
+from support import require_tool, run
+
+# What debhelper's snippets run to enable, start or restart, and stop the service.
+DEBHELPER_ENABLE = {
+    "systemd": "deb-systemd-helper enable '{slug}.service'",
+    "sysv": "update-rc.d {slug} defaults",
+}
+DEBHELPER_START = {
+    "systemd": "deb-systemd-invoke $_dh_action '{slug}.service'",
+    "sysv": "invoke-rc.d --skip-systemd-native {slug} $_dh_action",
+}
+DEBHELPER_STOP = {
+    "systemd": "deb-systemd-invoke stop '{slug}.service'",
+    "sysv": "invoke-rc.d --skip-systemd-native {slug} stop",
+}
+MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+# Informational tags that lintian --pedantic --display-info shows, and why they stay.
+EXPECTED_INFO = {
+    # A unit, or a run script, without an LSB init script: the init choice of the project.
+    "systemd": {"package-supports-alternative-init-but-no-init.d-script"},
+    "daemontools": {"package-supports-alternative-init-but-no-init.d-script"},
+}
+
+
+def control_scripts(built: Built, tmp_path: Path) -> Path:
+    out = tmp_path / "control"
+    result = run(["dpkg-deb", "--control", str(built.deb), str(out)])
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def field(built: Built, name: str) -> str:
+    result = run(["dpkg-deb", "--field", str(built.deb), name])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_deb_holds_the_designed_files_with_their_modes_and_owners(built: Built) -> None:
+    entries = deb_entries(built.deb)
+    files = {path: mode for path, (mode, _) in entries.items() if not mode.startswith("d")}
+    assert files == deb_files(built)
+    assert {owner for _, owner in entries.values()} == {ROOT}
+    directories = {mode for mode, _ in entries.values() if mode.startswith("d")}
+    assert directories == {"drwxr-xr-x"}
+
+
+def test_deb_ships_nothing_under_var_run_or_tmp(built: Built) -> None:
+    shipped = [path for path in deb_entries(built.deb) if path.startswith(("/var", "/run", "/tmp"))]
+    assert shipped == []
+
+
+def test_every_file_under_etc_is_a_conffile(built: Built, tmp_path: Path) -> None:
+    conffiles = (control_scripts(built, tmp_path) / "conffiles").read_text().split()
+    assert sorted(conffiles) == sorted(etc_files(deb_files(built)))
+
+
+def test_deb_is_architecture_all_and_depends_only_on_python3_and_adduser(built: Built) -> None:
+    assert field(built, "Architecture") == "all"
+    assert sorted(re.split(r",\s*", field(built, "Depends"))) == ["adduser", "python3:any"]
+    assert field(built, "Package") == built.slug
+    # A native package: no Debian revision.
+    assert field(built, "Version") == "0.1.0"
+
+
+def test_pre_depends_come_from_debhelper_for_the_init_script_snippets(built: Built) -> None:
+    # dh_installinit's snippets need a recent init-system-helpers (update-rc.d,
+    # invoke-rc.d); dh_installsystemd's tools are in essential packages.
+    pre_depends = field(built, "Pre-Depends")
+    if built.has("sysv"):
+        assert pre_depends.startswith("init-system-helpers (>= ")
+    else:
+        assert pre_depends == ""
+
+
+def test_postinst_creates_the_system_user_then_runs_debhelpers_part(built: Built, tmp_path: Path) -> None:
+    postinst = (control_scripts(built, tmp_path) / "postinst").read_text()
+    adduser = f"adduser --system --group --quiet --home /var/lib/{built.slug} --no-create-home {built.user}"
+    assert adduser in postinst
+    assert f"install -d -o {built.user} -g {built.user} -m 0750" in postinst
+    assert "#DEBHELPER#" not in postinst
+    assert postinst.index(adduser) < postinst.index("# Automatically added by dh_python3")
+
+
+@pytest.mark.parametrize("init", ["systemd", "sysv"])
+def test_service_is_started_on_install_restarted_on_upgrade_stopped_on_remove(
+    built: Built, tmp_path: Path, init: str
+) -> None:
+    scripts = control_scripts(built, tmp_path)
+    postinst, prerm = (scripts / "postinst").read_text(), (scripts / "prerm").read_text()
+    commands = (DEBHELPER_ENABLE, DEBHELPER_START, DEBHELPER_STOP)
+    enable, start, stop = (command[init].format(slug=built.slug) for command in commands)
+    if not built.has(init):
+        assert enable not in postinst and start not in postinst and stop not in prerm
+        return
+    assert enable in postinst
+    # On a first install $2 is empty: start; on an upgrade it is the old version: restart.
+    choice = r'if \[ -n "\$2" \]; then\s+_dh_action=restart\s+else\s+_dh_action=start\s+fi\s+'
+    assert re.search(choice + re.escape(start), postinst), postinst
+    assert stop in prerm
+
+
+def test_postrm_purge_removes_state_logs_and_runtime_directory(built: Built, tmp_path: Path) -> None:
+    postrm = (control_scripts(built, tmp_path) / "postrm").read_text()
+    purge = postrm[postrm.index('if [ "$1" = purge ]; then') : postrm.index("fi\n")]
+    slug = built.slug
+    assert f"rm -rf /var/lib/{slug} /var/log/{slug} /run/{slug}" in purge
+    assert (f"rm -rf /etc/sv/{slug}/supervise" in purge) == built.has("daemontools")
+    assert "deluser" not in postrm
+
+
+def test_maintainer_scripts_pass_shellcheck(built: Built, tmp_path: Path) -> None:
+    require_tool("shellcheck")
+    scripts = control_scripts(built, tmp_path)
+    found = sorted(path for path in scripts.iterdir() if path.name in MAINTAINER_SCRIPTS)
+    assert {path.name for path in found} >= {"postinst", "prerm", "postrm"}
+    result = run(["shellcheck", "-s", "sh", *map(str, found)])
+    assert result.returncode == 0, result.stdout
+
+
+def test_lintian_passes_with_pedantic_and_info_tags_shown(built: Built) -> None:
+    require_tool("lintian")
+    result = make(built.project, "lint-deb", env=built.env())
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout
+    tags = re.findall(r"^([EWIPXNO]): \S+: (\S+)", result.stdout, re.M)
+    assert [tag for level, tag in tags if level in "EW"] == []
+    assert {tag for level, tag in tags if level not in "EW"} == EXPECTED_INFO.get(built.variant, set())
+
+
+def test_each_lintian_override_says_why(built: Built) -> None:
+    overrides = built.project / "debian" / f"{built.slug}.lintian-overrides"
+    if built.init_system in ("systemd", "daemontools"):
+        assert not overrides.exists()
+        return
+    lines = overrides.read_text().splitlines()
+    tags = [index for index, line in enumerate(lines) if line and not line.startswith("#")]
+    assert tags
+    for index in tags:
+        assert index > 0 and lines[index - 1].startswith("# "), lines[index]
+
+
+def test_make_deb_writes_into_dist_and_not_into_the_parent_directory(built: Built) -> None:
+    assert sorted(path.name for path in built.project.parent.iterdir()) == [built.project.name]
+    names = sorted(path.name for path in (built.project / "dist").iterdir())
+    assert [name for name in names if not name.endswith(".rpm")] == [
+        f"{built.slug}_0.1.0_all.deb",
+        f"{built.slug}_0.1.0_{run(['dpkg', '--print-architecture']).stdout.strip()}.buildinfo",
+        f"{built.slug}_0.1.0_{run(['dpkg', '--print-architecture']).stdout.strip()}.changes",
+    ]

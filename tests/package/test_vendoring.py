@@ -1,0 +1,260 @@
+"""Vendored PyPI dependencies: inside the packages, no build path, relocatable, offline builds."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import shutil
+import subprocess
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+from pkgbuild import Built, copy_project, make
+from support import require_root, require_tool, run
+
+# A small pure-Python dependency that brings one of its own, and a console script.
+DEPENDENCY = "python-slugify==8.0.4"
+VENDORED = {"slugify": "python-slugify", "text_unidecode": "text-unidecode"}
+SYSTEM_PYTHON = "/usr/bin/python3"
+CONFIG = "[service]\nlisten = 127.0.0.1\nport = 18089\nlog_file = -\n"
+
+
+@pytest.fixture(scope="session")
+def vendored(default: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The default project with DEPENDENCY in pyproject.toml, imported by its package."""
+    project = copy_project(default, tmp_path_factory.mktemp("vendored"))
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "dependencies = []" in text
+    pyproject.write_text(text.replace("dependencies = []", f'dependencies = ["{DEPENDENCY}"]'))
+    init = project / "src" / default.package / "__init__.py"
+    init.write_text(init.read_text() + "\nimport slugify  # noqa: E402, F401 (the test's dependency)\n")
+    result = make(project, "deb", "rpm", env=default.env())
+    assert result.returncode == 0, result.stdout[-6000:]
+    (deb,) = (project / "dist").glob("*.deb")
+    (rpm,) = (project / "dist").glob("*.rpm")
+    return dataclasses.replace(default, project=project, deb=deb, rpm=rpm, log=result.stdout)
+
+
+def unpack_deb(built: Built, dest: Path) -> Path:
+    assert run(["dpkg-deb", "-x", str(built.deb), str(dest)]).returncode == 0
+    assert run(["dpkg-deb", "-e", str(built.deb), str(dest / "DEBIAN")]).returncode == 0
+    return dest
+
+
+def unpack_rpm(built: Built, dest: Path) -> Path:
+    dest.mkdir()
+    command = f"rpm2cpio '{built.rpm}' | cpio -idm --quiet"
+    result = run(["sh", "-c", command], cwd=dest, env=built.env())
+    assert result.returncode == 0, result.stderr
+    return dest
+
+
+def test_the_dependency_and_its_own_dependency_are_inside_the_deb(vendored: Built, tmp_path: Path) -> None:
+    code = unpack_deb(vendored, tmp_path / "root") / "usr" / "lib" / vendored.slug
+    for module, dist in VENDORED.items():
+        assert (code / module / "__init__.py").is_file()
+        assert len(list(code.glob(f"{dist.replace('-', '_')}-*.dist-info/METADATA"))) == 1
+    # The console script would hold the build's interpreter path: left out.
+    assert not (code / "bin").exists()
+    assert not list(code.rglob("__pycache__"))
+
+
+def test_vendoring_keeps_the_deb_architecture_all_and_its_depends(vendored: Built, default: Built) -> None:
+    for name in ("Architecture", "Depends", "Pre-Depends"):
+        ours = run(["dpkg-deb", "--field", str(vendored.deb), name]).stdout
+        assert ours == run(["dpkg-deb", "--field", str(default.deb), name]).stdout, name
+
+
+def test_the_rpm_holds_the_dependency_and_declares_it_bundled(vendored: Built, tmp_path: Path) -> None:
+    code = unpack_rpm(vendored, tmp_path / "root") / "usr" / "share" / vendored.slug
+    assert all((code / module / "__init__.py").is_file() for module in VENDORED)
+    provides = run(["rpm", "-qp", "--provides", str(vendored.rpm)], env=vendored.env()).stdout.splitlines()
+    assert sorted(line for line in provides if line.startswith("bundled(")) == [
+        "bundled(python3dist(python-slugify)) = 8.0.4",
+        "bundled(python3dist(text-unidecode)) = 1.3",
+    ]
+
+
+def test_no_installed_file_holds_a_path_of_the_build(vendored: Built, tmp_path: Path) -> None:
+    roots = [unpack_deb(vendored, tmp_path / "deb"), unpack_rpm(vendored, tmp_path / "rpm")]
+    needles = [
+        str(vendored.project).encode(),
+        str(vendored.project.parent).encode(),
+        b"/build/",
+        b"BUILDROOT",
+    ]
+    found = [
+        (str(path.relative_to(tmp_path)), needle)
+        for root in roots
+        for path in root.rglob("*")
+        if path.is_file()
+        for needle in needles
+        if needle in path.read_bytes()
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("package", ["deb", "rpm"])
+def test_the_daemon_imports_the_dependency_from_the_tree_moved_elsewhere(
+    vendored: Built, tmp_path: Path, package: str
+) -> None:
+    require_tool(SYSTEM_PYTHON)
+    assert run([SYSTEM_PYTHON, "-I", "-c", "import slugify"]).returncode != 0, (
+        "slugify is installed system-wide"
+    )
+    unpacked = (unpack_deb if package == "deb" else unpack_rpm)(vendored, tmp_path / "unpacked")
+    moved = tmp_path / "another" / "root"
+    moved.parent.mkdir()
+    shutil.move(str(unpacked), str(moved))
+    config = tmp_path / "test.conf"
+    config.write_text(CONFIG)
+    launcher = moved / "usr" / "sbin" / vendored.slug
+    # The real launcher, through its own #! line: daemon.py imports slugify at the top.
+    check = run([str(launcher), "--config", str(config), "--check-config"])
+    assert check.returncode == 0, check.stderr
+    where = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(launcher)!r}, '--config', {str(config)!r}, '--check-config']\n"
+        "try:\n"
+        f"    runpy.run_path({str(launcher)!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(*(sys.modules[name].__file__ for name in ('slugify', 'text_unidecode')))\n"
+    )
+    result = run([SYSTEM_PYTHON, "-I", "-c", where])
+    assert result.returncode == 0, result.stderr
+    for path in result.stdout.split():
+        assert Path(path).resolve().is_relative_to(moved), path
+
+
+def test_lintian_passes_with_the_vendored_dependency(vendored: Built) -> None:
+    require_tool("lintian")
+    result = make(vendored.project, "lint-deb", env=vendored.env())
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout
+    tags = set(re.findall(r"^[EWIPXNO]: \S+: (\S+)", result.stdout, re.M))
+    # The wheels' licence files, kept in their .dist-info (docs/packaging.md).
+    assert tags == {"extra-license-file"}
+
+
+def test_rpmlint_passes_with_the_vendored_dependency(vendored: Built) -> None:
+    require_tool("rpmlint")
+    result = make(vendored.project, "lint-rpm", env=vendored.env())
+    assert result.returncode == 0, result.stdout
+    assert "0 errors, 0 warnings" in result.stdout
+
+
+def fake_pip(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `python -m pip` fails loudly, to prove nobody calls it."""
+    package = tmp_path / "fake" / "pip"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("import sys\nsys.exit('pip was called')\n")
+    return {"PYTHONPATH": str(package.parent)}
+
+
+def test_the_package_builds_use_neither_network_nor_pip(vendored: Built, tmp_path: Path) -> None:
+    require_root()
+    require_tool("unshare")
+    project = copy_project(vendored, tmp_path)
+    command = ["unshare", "--net", "make", "-C", str(project), "clean", "deb", "rpm"]
+    result = run(
+        command,
+        env=vendored.env(**fake_pip(tmp_path)),
+        stderr=subprocess.STDOUT,
+        capture_output=False,
+        stdout=subprocess.PIPE,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "pip was called" not in result.stdout
+
+
+def test_the_default_project_never_calls_pip(default: Built, tmp_path: Path) -> None:
+    assert "  PIP " not in default.log
+    project = copy_project(default, tmp_path)
+    lock = project / "wheels" / "requirements.txt"
+    assert [line for line in lock.read_text().splitlines() if not line.startswith("#")] == []
+    (project / "pyproject.toml").touch()
+    result = make(project, "wheels", "build", env=default.env(**fake_pip(tmp_path)))
+    assert result.returncode == 0, result.stdout
+    assert "pip was called" not in result.stdout
+    assert list((project / "build" / "vendor").iterdir()) == []
+
+
+def test_an_edited_dependency_list_is_resolved_again(vendored: Built, tmp_path: Path) -> None:
+    project = copy_project(vendored, tmp_path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'["{DEPENDENCY}"]', '["text-unidecode==1.3"]'))
+    result = make(project, "wheels", env=vendored.env())
+    assert result.returncode == 0, result.stdout
+    assert sorted(path.name for path in (project / "wheels").glob("*.whl")) == [
+        "text_unidecode-1.3-py2.py3-none-any.whl"
+    ]
+
+
+def load_vendor(built: Built) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("vendor", built.project / "tools" / "vendor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_wheel(directory: Path, name: str, files: dict[str, str], purelib: bool = True) -> Path:
+    wheel = directory / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(
+            f"{name}-1.0.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: {str(purelib).lower()}\n"
+        )
+    return wheel
+
+
+def lock_for(vendor: types.ModuleType, wheels: list[Path]) -> Path:
+    lockfile = wheels[0].parent / "requirements.txt"
+    pins = [vendor.Pin(wheel.name.split("-")[0], "1.0", vendor.sha256(wheel)) for wheel in wheels]
+    vendor.write_lock(lockfile, vendor.Lock(["x"], pins))
+    return lockfile
+
+
+def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendored(
+    default: Built, tmp_path: Path
+) -> None:
+    vendor = load_vendor(default)
+    good = make_wheel(
+        tmp_path,
+        "good",
+        {"good/__init__.py": "", "good-1.0.data/purelib/extra.py": "", "good-1.0.data/scripts/good": "#!/x"},
+    )
+    vendor.unpack(lock_for(vendor, [good]), tmp_path / "out", [default.package])
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.py")) == [
+        "extra.py",
+        "good/__init__.py",
+    ]
+    assert not (tmp_path / "out" / "good-1.0.data").exists()
+
+    for files, purelib, message in [
+        ({"compiled/__init__.py": ""}, False, "not a pure-Python wheel"),
+        ({f"{default.package}/__init__.py": ""}, True, "a name of the service itself"),
+        ({"bad-1.0.data/headers/x.h": ""}, True, "installs headers files"),
+    ]:
+        wheeldir = tmp_path / message.replace(" ", "-")
+        wheeldir.mkdir()
+        wheel = make_wheel(wheeldir, "bad", files, purelib)
+        with pytest.raises(vendor.VendorError, match=message):
+            vendor.unpack(lock_for(vendor, [wheel]), tmp_path / "refused", [default.package])
+
+
+def test_dependencies_are_read_without_tomllib_too(default: Built) -> None:
+    vendor = load_vendor(default)
+    text = (
+        '[project]\nname = "x"\ndependencies = [\n  "a==1",  # why\n  "b>=2",\n]\n\n'
+        '[tool.x]\ndependencies = ["no"]\n'
+    )
+    assert vendor._read_dependencies_without_toml(text) == ["a==1", "b>=2"]
+    assert vendor._read_dependencies_without_toml('[project]\nname = "x"\n') == []
