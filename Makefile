@@ -10,6 +10,7 @@ DEBIAN_PACKAGES := make dash shellcheck bats bats-assert bats-support logrotate 
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
 	daemontools runit openssh-server debootstrap systemd-container piuparts reprepro \
 	systemd curl
+BENCH_PACKAGES := dh-virtualenv
 DEPS_STAMP := $(VENV)/.deps-installed
 
 .DEFAULT_GOAL := help
@@ -59,7 +60,8 @@ demo: $(DEPS_STAMP) ## generate build/demo/my-service with the defaults and buil
 	$(BIN)/cookiecutter --no-input . --output-dir build/demo
 	$(MAKE) -C build/demo/my-service deb
 
-bench: $(DEPS_STAMP) ## measure make deb against its peers (see bench/)
+bench: deps ## measure make deb against its peers (see bench/)
+	@if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; fi
 	$(BIN)/python bench/bench.py
 
 clean: ## remove the venv and build/

@@ -142,7 +142,7 @@ def test_sigusr1_reopens_the_log_after_it_was_moved(service: Service) -> None:
     service.signal(signal.SIGUSR1)
     wait_for(lambda: "log file reopened" in service.read_log())
     service.health()
-    assert "GET /health" in service.read_log()
+    wait_for(lambda: "GET /health" in service.read_log())
     assert "log file reopened" not in rotated.read_text(encoding="utf-8")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_PATH = "/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -13,8 +13,7 @@ class ConfigError(Exception):
     """The file is missing, unreadable or has a bad value; the message says which."""
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     listen: str
     port: int
     log_file: str

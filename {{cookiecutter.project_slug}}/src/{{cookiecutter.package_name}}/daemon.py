@@ -10,20 +10,17 @@ progress always completes:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import logging.handlers
 import os
 import selectors
 import signal
 import socket
 import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from . import config
+from . import config, health
 
 NAME = "{{ cookiecutter.project_slug }}"
-log = logging.getLogger(NAME)
+log = logging.getLogger(__package__)
 
 
 def notify(state: str) -> None:
@@ -51,6 +48,26 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=3)
 
 
+class ReopeningFileHandler(logging.FileHandler):
+    """Reopens its file before the next line once logrotate has moved it away, so that
+    rotation loses nothing even where no USR1 can reach us (daemontools).
+
+    logging.handlers.WatchedFileHandler does the same, but importing that module
+    costs the daemon a tenth of its memory.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not None:
+            try:
+                moved = os.stat(self.baseFilename).st_ino != os.fstat(self.stream.fileno()).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved:
+                self.stream.close()
+                self.stream = self._open()
+        super().emit(record)
+
+
 def setup_logging(cfg: config.Config) -> None:
     for handler in list(log.handlers):
         log.removeHandler(handler)
@@ -59,53 +76,41 @@ def setup_logging(cfg: config.Config) -> None:
     if cfg.log_file == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
-        # Watched: also reopens by itself when the file is moved, for supervisors that
-        # cannot deliver USR1 to us (daemontools).
-        handler = logging.handlers.WatchedFileHandler(cfg.log_file, encoding="utf-8")
+        handler = ReopeningFileHandler(cfg.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(cfg.log_level.upper())
     log.propagate = False
 
 
-class HealthHandler(BaseHTTPRequestHandler):
-    server: Server
-    timeout = 5
+class Server:
+    """The listening socket of the health endpoint, and the configuration it serves."""
 
-    def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] != "/health":
-            self.send_error(404)
-            return
-        body = json.dumps({"status": "ok", "message": self.server.cfg.message, "pid": os.getpid()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
-        log.info("%s %s", self.address_string(), format % args)
-
-
-class Server(HTTPServer):
     def __init__(self, cfg: config.Config, sock: socket.socket | None) -> None:
         self.cfg = cfg
         self.inherited = sock is not None
-        self.address_family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
-        super().__init__((cfg.listen, cfg.port), HealthHandler, bind_and_activate=sock is None)
-        if sock is not None:
-            self.socket.close()
-            self.socket = sock
-            self.server_address = sock.getsockname()
+        self.socket = sock if sock is not None else health.listener(cfg)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.socket.getsockname()[:2]
+        return host, port
 
     def rebind(self, cfg: config.Config) -> None:
         """Listen on the new address first, then let go of the old one."""
-        bound_port = self.server_address[1]
-        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, bound_port)):
+        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, self.address[1])):
             return
-        new = Server(cfg, None)
+        new = health.listener(cfg)
         self.socket.close()
-        self.socket, self.server_address = new.socket, new.server_address
+        self.socket = new
+
+    def accept(self) -> None:
+        try:
+            conn, peer = self.socket.accept()
+        except OSError as err:
+            log.warning("accept: %s", err)
+            return
+        health.serve(conn, str(peer[0]), self.cfg)
 
 
 class Daemon:
@@ -136,7 +141,7 @@ class Daemon:
         selector = selectors.DefaultSelector()
         selector.register(wake_read, selectors.EVENT_READ)
         selector.register(self.server.socket, selectors.EVENT_READ)
-        host, port = self.server.server_address[:2]
+        host, port = self.server.address
         log.info("ready: listening on %s:%s, pid %d", host, port, os.getpid())
         notify("READY=1")
         while True:
@@ -145,14 +150,14 @@ class Daemon:
                     while os.read(wake_read, 512) == 512:
                         pass
                 else:
-                    self.server.handle_request()
+                    self.server.accept()
             while self.pending:
                 signum = min(self.pending)
                 self.pending.discard(signum)
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     notify("STOPPING=1")
                     log.info("stopping on %s", signal.Signals(signum).name)
-                    self.server.server_close()
+                    self.server.socket.close()
                     return 0
                 if signum == signal.SIGHUP:
                     old = self.server.socket
