@@ -45,6 +45,7 @@ COMMON = {
     "src/my_service/__main__.py",
     "src/my_service/config.py",
     "src/my_service/daemon.py",
+    "src/my_service/health.py",
     "tests/test_daemon.py",
     "tests/bats/install.bats",
 }
