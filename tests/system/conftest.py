@@ -1,0 +1,144 @@
+"""Fixtures of the system tier: real Debian roots, booted containers and supervisors (see harness.py).
+
+Every fixture here is a factory, so that a test can ask for several roots (say, a fleet of hosts);
+all of them are torn down when the test ends, whether it passed or not. When it failed, the logs
+of what ran inside are printed first (pytest shows them under "Captured stdout teardown").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+import pytest
+from support import render, require_root, require_tool, run
+
+HOST_TOOLS = ("debootstrap", "unshare", "nsenter", "setpriv", "tar", "dpkg-deb")
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture(scope="session")
+def system_host() -> None:
+    """Root and the host tools, or fail (CI) / skip; removes what killed runs left behind."""
+    require_root()
+    require_tool(*HOST_TOOLS)
+    harness.sweep_stale()
+
+
+def _print_logs(request: pytest.FixtureRequest, sandboxes: list[harness.Sandbox]) -> None:
+    if not request.node.stash.get(_FAILED, False):
+        return
+    for sandbox in sandboxes:
+        for log in sorted(sandbox.work.glob("*.log")):
+            text = log.read_text(errors="replace")
+            if isinstance(sandbox, harness.Container) and log == sandbox.console:
+                text = sandbox.boot_log()
+            print(f"----- {log} (last 4000 characters)\n{text[-4000:]}")
+        if isinstance(sandbox, harness.Container) and sandbox.leader:
+            journal = sandbox.run(["journalctl", "-b", "-n", "200", "--no-pager"]).stdout
+            print(f"----- journal of {sandbox.machine} (last 200 lines)\n{journal}")
+
+
+@pytest.fixture
+def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Callable[..., harness.SysvRoot]]:
+    """`sysv_root(flavour=SYSV, hostname="testhost")`: a fresh root run as a sysvinit host."""
+    made: list[harness.Sandbox] = []
+    with contextlib.ExitStack() as stack:
+
+        def make(flavour: harness.Flavour = harness.SYSV, hostname: str = "testhost") -> harness.SysvRoot:
+            root = stack.enter_context(harness.sysv_root(flavour, hostname))
+            made.append(root)
+            return root
+
+        yield make
+        _print_logs(request, made)
+
+
+@pytest.fixture
+def systemd_container(
+    system_host: None, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., harness.Container]]:
+    """`systemd_container(flavour=SYSTEMD, private_network=True, allow_degraded=False)`: a booted root."""
+    require_tool("systemd-nspawn")
+    made: list[harness.Sandbox] = []
+    with contextlib.ExitStack() as stack:
+
+        def make(
+            flavour: harness.Flavour = harness.SYSTEMD,
+            *,
+            private_network: bool = True,
+            allow_degraded: bool = False,
+        ) -> harness.Container:
+            container = stack.enter_context(
+                harness.booted_container(
+                    flavour, private_network=private_network, allow_degraded=allow_degraded
+                )
+            )
+            made.append(container)
+            return container
+
+        yield make
+        _print_logs(request, made)
+
+
+@pytest.fixture
+def supervised(sysv_root: Callable[..., harness.SysvRoot]) -> Iterator[Callable[..., harness.Supervisor]]:
+    """`supervised(root, "daemontools" | "runit", "/etc/sv/foo")`: a started supervisor.
+
+    It is stopped (svc -dx / sv exit) before its root is torn down.
+    """
+    kinds: dict[str, type[harness.Supervisor]] = {"daemontools": harness.Daemontools, "runit": harness.Runit}
+    with contextlib.ExitStack() as stack:
+
+        def make(root: harness.SysvRoot, kind: str, service_dir: str) -> harness.Supervisor:
+            return stack.enter_context(kinds[kind](root, service_dir))
+
+        yield make
+
+
+@dataclass(frozen=True)
+class ServiceDebs:
+    """The default project built twice, as users do: 0.1.0, then 0.2.0 after `dch -v 0.2.0`."""
+
+    project: Path
+    v1: Path
+    v2: Path
+    slug: str = "my-service"
+    user: str = "my-service"
+    port: int = 8080
+
+
+def _make_deb(project: Path) -> Path:
+    result = run(["make", "-C", str(project), "deb"])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (deb,) = sorted((project / "dist").glob("*.deb"), key=lambda p: p.stat().st_mtime)[-1:]
+    return deb
+
+
+@pytest.fixture(scope="session")
+def service_debs(tmp_path_factory: pytest.TempPathFactory) -> ServiceDebs:
+    require_tool("make", "dpkg-buildpackage", "dch")
+    project = render(tmp_path_factory.mktemp("service"))
+    v1 = _make_deb(project)
+    result = run(
+        ["dch", "-v", "0.2.0", "--distribution", "unstable", "--force-distribution", "Second release."],
+        cwd=project,
+        env={"DEBFULLNAME": "Platform Team", "DEBEMAIL": "platform@example.com", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    v2 = _make_deb(project)
+    assert re.search(r"_0\.1\.0_all\.deb$", v1.name) and re.search(r"_0\.2\.0_all\.deb$", v2.name)
+    return ServiceDebs(project, v1, v2)
