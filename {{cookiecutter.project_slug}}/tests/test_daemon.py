@@ -146,10 +146,31 @@ def test_sigusr1_reopens_the_log_after_it_was_moved(service: Service) -> None:
     assert "log file reopened" not in rotated.read_text(encoding="utf-8")
 
 
-def test_moved_log_is_reopened_without_a_signal(service: Service) -> None:
-    service.log.rename(service.log.with_suffix(".log.1"))
+def test_moved_log_is_reopened_without_a_signal_once_a_new_one_is_created(service: Service) -> None:
+    rotated = service.log.with_suffix(".log.1")
+    service.log.rename(rotated)
+    service.health()
+    wait_for(lambda: "GET /health" in rotated.read_text(encoding="utf-8"))
+    assert not service.log.exists(), "the new file is logrotate's to create: it fails on ours"
+    service.log.touch()
     service.health()
     wait_for(lambda: "GET /health" in service.read_log())
+    assert rotated.read_text(encoding="utf-8").count("GET /health") == 1
+
+
+def test_deleted_log_is_made_anew(service: Service) -> None:
+    service.log.unlink()
+    service.health()
+    wait_for(lambda: "GET /health" in service.read_log())
+
+
+def test_log_that_cannot_be_reopened_does_not_stop_the_daemon(service: Service) -> None:
+    rotated = service.log.with_suffix(".log.1")
+    service.log.rename(rotated)
+    service.log.mkdir()
+    service.health()
+    wait_for(lambda: "GET /health" in rotated.read_text(encoding="utf-8"))
+    assert service.health()["pid"] == service.process.pid
 
 
 def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:

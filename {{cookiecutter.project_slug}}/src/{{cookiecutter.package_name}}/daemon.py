@@ -49,23 +49,35 @@ def inherited_socket() -> socket.socket | None:
 
 
 class ReopeningFileHandler(logging.FileHandler):
-    """Reopens its file before the next line once logrotate has moved it away, so that
-    rotation loses nothing even where no USR1 can reach us (daemontools).
+    """Reopens its file before the next line once logrotate has put a new one in its
+    place, so that rotation loses nothing even where no USR1 can reach us (daemontools).
 
-    logging.handlers.WatchedFileHandler does the same, but importing that module
-    costs the daemon a tenth of its memory.
+    Between logrotate's rename and its `create` there is no file: lines go on into the
+    moved one. Making the file there ourselves would make logrotate's create fail and
+    set our file aside as *.backup, lines and all. A deleted file is made anew. A new
+    file that cannot be opened is reported, and lines go on into the old one.
+
+    logging.handlers.WatchedFileHandler reopens in both cases, and importing that
+    module costs the daemon a tenth of its memory.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is not None:
+        if self.stream is not None and self._replaced(self.stream.fileno()):
             try:
-                moved = os.stat(self.baseFilename).st_ino != os.fstat(self.stream.fileno()).st_ino
-            except FileNotFoundError:
-                moved = True
-            if moved:
+                stream = self._open()
+            except OSError:
+                self.handleError(record)
+            else:
                 self.stream.close()
-                self.stream = self._open()
+                self.stream = stream
         super().emit(record)
+
+    def _replaced(self, fd: int) -> bool:
+        current = os.fstat(fd)
+        try:
+            return os.stat(self.baseFilename).st_ino != current.st_ino
+        except FileNotFoundError:
+            return current.st_nlink == 0
 
 
 def setup_logging(cfg: config.Config) -> None:
