@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 DEBIAN_PACKAGES := make dash shellcheck bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
 	daemontools runit openssh-server debootstrap systemd-container piuparts reprepro \
-	systemd curl
+	systemd curl strace
 BENCH_PACKAGES := dh-virtualenv
 DEPS_STAMP := $(VENV)/.deps-installed
 
