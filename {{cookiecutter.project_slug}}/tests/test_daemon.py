@@ -173,6 +173,23 @@ def test_log_that_cannot_be_reopened_does_not_stop_the_daemon(service: Service) 
     assert service.health()["pid"] == service.process.pid
 
 
+def test_sigusr1_with_a_log_it_cannot_open_keeps_the_old_one(service: Service) -> None:
+    rotated = service.log.with_suffix(".log.1")
+    service.log.rename(rotated)
+    service.log.mkdir()
+    service.signal(signal.SIGUSR1)
+    wait_for(lambda: "cannot reopen the log" in rotated.read_text(encoding="utf-8"))
+    assert service.health()["pid"] == service.process.pid
+
+
+def test_sighup_with_a_log_it_cannot_open_keeps_the_old_configuration(service: Service) -> None:
+    unwritable = service.log.parent / "missing-dir" / "x.log"
+    write_config(service.config, unwritable, message="new", port=service.port)
+    service.signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed, keeping the running configuration" in service.read_log())
+    assert service.health()["message"] == "ok"
+
+
 def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:

@@ -80,16 +80,22 @@ class ReopeningFileHandler(logging.FileHandler):
             return current.st_nlink == 0
 
 
-def setup_logging(cfg: config.Config) -> None:
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
+def open_log(cfg: config.Config) -> logging.Handler:
+    """The handler for cfg's log file; raises OSError when it cannot be opened."""
     handler: logging.Handler
     if cfg.log_file == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
         handler = ReopeningFileHandler(cfg.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
+
+
+def use_log(handler: logging.Handler, cfg: config.Config) -> None:
+    """Log to handler from now on, at cfg's level; the old file is closed only now."""
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
     log.addHandler(handler)
     log.setLevel(cfg.log_level.upper())
     log.propagate = False
@@ -135,15 +141,31 @@ class Daemon:
         self.pending.add(signum)
 
     def reload(self) -> None:
+        """Apply the config file again, all of it or, when any part fails, none."""
         try:
             cfg = config.load(self.config_path)
-            self.server.rebind(cfg)
+            handler = open_log(cfg)
         except (config.ConfigError, OSError) as err:
             log.error("reload failed, keeping the running configuration: %s", err)
             return
+        try:
+            self.server.rebind(cfg)
+        except OSError as err:
+            handler.close()
+            log.error("reload failed, keeping the running configuration: %s", err)
+            return
         self.server.cfg = cfg
-        setup_logging(cfg)
+        use_log(handler, cfg)
         log.info("reloaded %s", self.config_path)
+
+    def reopen_log(self) -> None:
+        try:
+            handler = open_log(self.server.cfg)
+        except OSError as err:
+            log.error("cannot reopen the log, writing on to the old file: %s", err)
+            return
+        use_log(handler, self.server.cfg)
+        log.info("log file reopened")
 
     def run(self) -> int:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -178,8 +200,7 @@ class Daemon:
                         selector.unregister(old)
                         selector.register(self.server.socket, selectors.EVENT_READ)
                 elif signum == signal.SIGUSR1:
-                    setup_logging(self.server.cfg)
-                    log.info("log file reopened")
+                    self.reopen_log()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         return 0
     try:
-        setup_logging(cfg)
+        use_log(open_log(cfg), cfg)
         daemon = Daemon(args.config, cfg)
     except OSError as err:
         print(f"{NAME}: cannot start: {err}", file=sys.stderr)
