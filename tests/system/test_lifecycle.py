@@ -1,0 +1,247 @@
+"""The package's life on a sysvinit host: piuparts, install, upgrade, admin edits, reconfigure, purge.
+
+Rows P1, P2, P3, P5 and P6 of RELIABILITY.md, with the default project's .deb at 0.1.0 and 0.2.0
+installed with apt as a user would. P4 (lintian) is the package tier's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import harness
+import pytest
+from harness import Supervisor, SysvRoot
+from support import require_tool, run
+
+if TYPE_CHECKING:
+    from conftest import ServiceDebs
+
+pytestmark = pytest.mark.usefixtures("system_host")
+
+NAME = "my-service"
+CONFIG = f"/etc/{NAME}/{NAME}.conf"
+LOG = f"/var/log/{NAME}/{NAME}.log"
+PIDFILE = f"/run/{NAME}/{NAME}.pid"
+SERVICE_DIR = f"/etc/sv/{NAME}"
+PORT = 8080
+# Where P6 looks for anything the package left behind.
+WATCHED = ("/etc", "/var/lib", "/var/log", "/run")
+# What any package installed with apt leaves there: apt's state and logs, adduser's lock, and
+# the directory that runit's dpkg trigger makes.
+NOT_THE_PACKAGES = {
+    "/run/adduser",
+    "/run/runit",
+    "/run/runit/supervise",
+    "/var/lib/apt/extended_states",
+    "/var/lib/apt/lists/auxfiles",
+    "/var/log/apt/eipp.log.xz",
+    "/var/log/apt/history.log",
+    "/var/log/apt/term.log",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def apt_get(root: SysvRoot, *args: str) -> subprocess.CompletedProcess[str]:
+    return ok(root.run(["apt-get", "-y", "-o", "Dpkg::Use-Pty=0", *args]))
+
+
+def installed_version(root: SysvRoot) -> str:
+    return ok(root.run(["dpkg-query", "-W", "-f", "${Version}", NAME])).stdout
+
+
+def log_lines(root: SysvRoot, pattern: str) -> list[str]:
+    return [line for line in root.path(LOG).read_text().splitlines() if re.search(pattern, line)]
+
+
+def health(root: SysvRoot) -> dict[str, object]:
+    reply = root.http_get(PORT, "/health")
+    assert reply.status == 200, reply
+    document: dict[str, object] = json.loads(reply.body)
+    return document
+
+
+def running_pid(root: SysvRoot) -> int:
+    """The one daemon: the init script says it runs, and it is the one answering /health."""
+    ok(root.run([f"/etc/init.d/{NAME}", "status"]))
+    pid = int(root.path(PIDFILE).read_text())
+    assert root.pids_of(NAME) == [pid]
+    assert health(root)["pid"] == pid
+    return pid
+
+
+def set_message(root: SysvRoot, message: str) -> str:
+    path = root.path(CONFIG)
+    path.write_text(re.sub(r"(?m)^message = .*$", f"message = {message}", path.read_text()))
+    return path.read_text()
+
+
+def tree(root: SysvRoot) -> set[str]:
+    """Every path (file, directory, link) under WATCHED, as seen inside."""
+    found: set[str] = set()
+    for top in WATCHED:
+        base = root.path(top)
+        for directory, dirs, files in os.walk(base):
+            inside = "/" + str(Path(directory).relative_to(root.path("/")))
+            found.update(f"{inside}/{name}" for name in dirs + files)
+    return found
+
+
+def db_entries(root: SysvRoot, database: str) -> list[str]:
+    lines = root.path(f"/etc/{database}").read_text().splitlines()
+    return [line for line in lines if line.startswith(f"{NAME}:")]
+
+
+# --------------------------------------------------------------------------- P1
+
+
+def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
+    """piuparts installs, removes and purges the .deb in a copy of the cached sysvinit root.
+
+    It runs `apt-get update` and `dist-upgrade` in its chroot, and installs logrotate from the
+    Debian mirror for its logrotate check: it needs the mirror. Its base here is the cached root
+    without logrotate, as in piuparts' own minimal base: with logrotate already there, piuparts'
+    check leaves /var/lib/logrotate/status changed and blames the package for it.
+    """
+    require_tool("piuparts")
+    with harness.fresh_root(harness.SYSV) as base:
+        with SysvRoot(base) as running:
+            ok(running.run(["dpkg", "--purge", "logrotate"]))
+        scratch = base.parent / "piuparts"
+        scratch.mkdir()
+        began = time.monotonic()
+        # Its own mount and PID namespaces: its mounts and anything left running die with it.
+        result = run(
+            ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private",
+             "--pid", "--fork", "--kill-child", "--mount-proc",
+             "piuparts", f"--existing-chroot={base}", "--hard-link", "--tmpdir", str(scratch),
+             "-d", harness.SUITE, "-m", harness.MIRROR, str(service_debs.v1)],
+            env=harness.ROOT_ENV, stdin=subprocess.DEVNULL, timeout=600,
+        )  # fmt: skip
+        took = time.monotonic() - began
+    verdicts = re.findall(r"(?m)^\S+ (?:INFO|ERROR): ((?:PASS|FAIL): .*)$", result.stdout)
+    print(f"FIGURE: P1 piuparts {service_debs.v1.name}: {verdicts[-1] if verdicts else '?'} ({took:.1f} s)")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert verdicts[-1] == "PASS: All tests.", verdicts
+
+
+# --------------------------------------------------------------------------- P2, P3
+
+
+def test_P2_install_v1_then_v2_running_after_each_and_restarted_once(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    first = running_pid(root)
+    assert installed_version(root) == "0.1.0"
+    assert len(log_lines(root, r" INFO ready: ")) == 1
+
+    ok(root.install_deb(service_debs.v2))
+    second = running_pid(root)
+    assert installed_version(root) == "0.2.0"
+    assert second != first and root.status(first) is None
+    assert len(log_lines(root, r" INFO stopping on SIGTERM$")) == 1, "stopped once"
+    assert len(log_lines(root, r" INFO ready: ")) == 2, "started once more"
+
+
+def with_changed_conffile(deb: Path, workdir: Path) -> Path:
+    """The same .deb, repacked with one more comment line in the service's config file."""
+    unpacked = workdir / "unpacked"
+    ok(run(["dpkg-deb", "--raw-extract", str(deb), str(unpacked)]))
+    config = unpacked / CONFIG.lstrip("/")
+    config.write_text(config.read_text() + "# A comment the maintainer added.\n")
+    repacked = workdir / deb.name
+    ok(run(["dpkg-deb", "--build", "--root-owner-group", str(unpacked), str(repacked)]))
+    return repacked
+
+
+@pytest.mark.parametrize("packaged", ["same", "changed"], ids=lambda p: f"packaged-config-{p}")
+def test_P3_admin_edit_kept_on_noninteractive_upgrade_and_remove_then_purge_removes_it(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs, tmp_path: Path, packaged: str
+) -> None:
+    """`packaged-config-changed`: 0.2.0 also changed the file, where dpkg would ask the admin."""
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    edited = set_message(root, "edited by the admin")
+    v2 = service_debs.v2 if packaged == "same" else with_changed_conffile(service_debs.v2, tmp_path)
+
+    ok(root.install_deb(v2, "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"))
+    assert installed_version(root) == "0.2.0"
+    assert root.path(CONFIG).read_text() == edited
+    running_pid(root)
+    assert health(root)["message"] == "edited by the admin"
+    beside = sorted(p.name for p in root.path(f"/etc/{NAME}").iterdir())
+    assert beside == [f"{NAME}.conf"] + ([f"{NAME}.conf.dpkg-dist"] if packaged == "changed" else [])
+
+    apt_get(root, "remove", NAME)
+    assert root.path(CONFIG).read_text() == edited
+    assert not root.pids_of(NAME)
+    apt_get(root, "purge", NAME)
+    assert not root.path(f"/etc/{NAME}").exists()
+
+
+# --------------------------------------------------------------------------- P5, P6
+
+
+def test_P5_postinst_run_twice_exits_0_and_leaves_one_user_and_one_group(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run(["dpkg-reconfigure", NAME]))
+    ok(root.run([f"/var/lib/dpkg/info/{NAME}.postinst", "configure", "0.1.0"]))
+    for database in ("passwd", "shadow", "group", "gshadow"):
+        assert len(db_entries(root, database)) == 1, database
+    user = ok(root.run(["getent", "passwd", NAME])).stdout.strip().split(":")
+    assert 0 < int(user[2]) < 1000 and user[5:] == [f"/var/lib/{NAME}", "/usr/sbin/nologin"], user
+    for directory in (f"/var/lib/{NAME}", f"/var/log/{NAME}"):
+        listing = ok(root.run(["stat", "-c", "%U:%G %a", directory])).stdout
+        assert listing == f"{NAME}:{NAME} 750\n", directory
+    running_pid(root)
+
+
+@pytest.mark.parametrize("supervisor", ["sysv", "daemontools", "runit"])
+def test_P6_purge_leaves_nothing_of_the_package_and_no_process_but_keeps_the_user(
+    sysv_root: Callable[..., SysvRoot],
+    supervised: Callable[..., Supervisor],
+    service_debs: ServiceDebs,
+    supervisor: str,
+) -> None:
+    """Run by the init script, or by a supervisor (which leaves its supervise/ state), then purged.
+
+    The system user stays on purge, by design (see debian/postrm): its uid may still own files.
+    """
+    root = sysv_root()
+    fresh = tree(root)
+    ok(root.install_deb(service_debs.v1))
+    running_pid(root)
+    if supervisor != "sysv":
+        ok(root.run([f"/etc/init.d/{NAME}", "stop"]))
+        supervising = supervised(root, supervisor, SERVICE_DIR)
+        pid = supervising.wait_pid()
+        root.wait_http(PORT, "/health")
+        assert health(root)["pid"] == pid
+        supervising.stop()
+        assert root.path(f"{SERVICE_DIR}/supervise").is_dir()
+
+    apt_get(root, "purge", NAME)
+    left = sorted(tree(root) - fresh)
+    print(f"FIGURE: P6 {supervisor}: new paths after purge: {left}")
+    assert set(left) <= NOT_THE_PACKAGES, left
+    assert [p.name for p in root.processes()] == ["harness-init"]
+    assert ok(root.run(["getent", "passwd", NAME])).stdout.startswith(f"{NAME}:"), "the user is kept"
+    assert ok(root.run(["getent", "group", NAME])).stdout.startswith(f"{NAME}:"), "and its group"

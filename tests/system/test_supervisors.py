@@ -1,0 +1,308 @@
+"""The shipped run script under daemontools (supervise) and runit (runsv), and the Upstart job.
+
+Each test installs the default project's .deb into a sysvinit root, stops the instance that
+postinst started with the init script, and supervises /etc/sv/my-service as an admin would.
+Upstart cannot run on Debian 12: its job's main script block runs under runsv instead, with
+the job's own setuid/setgid/umask stanzas, and the test names say so.
+
+Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit 0, no KILL),
+S4 (HUP: reload, or keep the old config), V1 (not root, no capabilities, also after HUP); and
+the run script taking the service down, instead of failing once a second, once the package is
+removed but not purged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import harness
+import pytest
+import upstart
+from harness import Supervisor, SysvRoot
+
+if TYPE_CHECKING:
+    from conftest import ServiceDebs
+
+SERVICE_DIR = "/etc/sv/my-service"
+CONFIG = "/etc/my-service/my-service.conf"
+LOG = "/var/log/my-service/my-service.log"
+PORT = 8080
+KINDS = ["daemontools", "runit"]
+HUP = {"daemontools": ("-h",), "runit": ("hup",)}
+DOWN = {"daemontools": ("-d",), "runit": ("down",)}
+OTHER_PACKAGE = {"daemontools": "runit", "runit": "daemontools"}
+# Neither supervisor has a RestartSec: both restart at once a service that ran for a second
+# or more, and only a second after its start one that ran less. S1's bound is that second + 2 s.
+RESTART_SEC = 1.0
+# sv's default wait for `sv -w` (daemontools has none): the stop timeout of S3.
+STOP_TIMEOUT = 7.0
+
+
+@pytest.fixture
+def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvRoot:
+    """A root with the .deb installed and the init script's instance stopped."""
+    root = sysv_root()
+    result = root.install_deb(service_debs.v1)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert root.run(["/etc/init.d/my-service", "stop"]).returncode == 0
+    assert not root.pids_of("my-service")
+    return root
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log_lines(root: SysvRoot, pattern: str) -> list[str]:
+    path = root.path(LOG)
+    text = path.read_text() if path.exists() else ""
+    return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
+def wait_ready(root: SysvRoot, pid: int) -> None:
+    """The daemon's "ready" line: its signal handlers are installed from then on."""
+    harness.wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
+
+
+def start(
+    supervised: Callable[..., Supervisor], root: SysvRoot, kind: str, service_dir: str = SERVICE_DIR
+) -> tuple[Supervisor, int]:
+    supervisor = supervised(root, kind, service_dir)
+    pid = supervisor.wait_pid()
+    wait_ready(root, pid)
+    return supervisor, pid
+
+
+def health(root: SysvRoot) -> dict[str, object]:
+    reply = root.http_get(PORT, "/health")
+    assert reply.status == 200, reply
+    document: dict[str, object] = json.loads(reply.body)
+    return document
+
+
+def set_message(root: SysvRoot, message: str) -> None:
+    path = root.path(CONFIG)
+    path.write_text(re.sub(r"(?m)^message = .*$", f"message = {message}", path.read_text()))
+
+
+def user_ids(root: SysvRoot, user: str) -> tuple[int, int]:
+    uid = int(root.run(["id", "-u", user], check=True).stdout)
+    gid = int(root.run(["id", "-g", user], check=True).stdout)
+    return uid, gid
+
+
+def assert_unprivileged(root: SysvRoot, pid: int, user: str = "my-service") -> None:
+    status = root.status(pid)
+    assert status is not None, f"pid {pid} is gone"
+    uid, gid = user_ids(root, user)
+    assert uid != 0
+    assert set(status.uids) == {uid} and set(status.gids) == {gid}, status
+    assert status.cap_eff == 0, f"CapEff {status.cap_eff:#x}"
+
+
+# BSD process accounting (acct(2)), kept per PID namespace: the kernel's own record of how
+# each process of the root ended, whichever supervisor reaped it. struct acct_v3, 64 bytes.
+ACCT_FILE = "/var/tmp/pacct"
+ACCT_V3 = struct.Struct("=BBH7I8H16s")
+
+
+def start_accounting(root: SysvRoot) -> None:
+    root.write_file(ACCT_FILE, "", mode=0o600)
+    on = (
+        "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.acct(sys.argv[1].encode()): sys.exit(f'acct: {os.strerror(ctypes.get_errno())}')"
+    )
+    root.run(["python3", "-I", "-c", on, ACCT_FILE], check=True)
+
+
+def exit_status(root: SysvRoot, pid: int) -> int | None:
+    """The wait status the kernel recorded when `pid` (inside) exited; None if it has not."""
+    data = root.path(ACCT_FILE).read_bytes()
+    for offset in range(0, len(data) - ACCT_V3.size + 1, ACCT_V3.size):
+        record = ACCT_V3.unpack_from(data, offset)
+        assert record[1] & 0x7F == 3, "the kernel does not write acct_v3 records"
+        if record[6] == pid:
+            return int(record[3])
+    return None
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def kill_9_and_time_the_restart(root: SysvRoot, supervisor: Supervisor, pid: int) -> tuple[int, float]:
+    root.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    new = supervisor.wait_new_pid(pid, timeout=10.0)
+    delay = time.monotonic() - killed
+    assert delay <= RESTART_SEC + 2.0, f"new pid {delay:.2f} s after kill -9"
+    wait_ready(root, new)
+    assert health(root)["pid"] == new
+    assert supervisor.pid() == new, "restarted more than once"
+    return new, delay
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S1_kill_9_then_a_new_pid_within_restart_sec_plus_2_s(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    """Once after a second of uptime, then again at once: the supervisors' slow case."""
+    root = installed
+    supervisor, pid = start(supervised, root, kind)
+    time.sleep(RESTART_SEC + 0.2)
+    pid, after_uptime = kill_9_and_time_the_restart(root, supervisor, pid)
+    pid, crash_loop = kill_9_and_time_the_restart(root, supervisor, pid)
+    print(
+        f"FIGURE: S1 {kind}: new pid {after_uptime:.2f} s after kill -9 of a daemon up for a second, "
+        f"{crash_loop:.2f} s after kill -9 of one just restarted"
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S3_stop_sends_sigterm_and_the_daemon_exits_0_without_kill(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    root = installed
+    start_accounting(root)
+    supervisor, pid = start(supervised, root, kind)
+    stopping = len(log_lines(root, r" INFO stopping on SIGTERM$"))
+    began = time.monotonic()
+    assert supervisor.ctl(*DOWN[kind]).returncode == 0
+    root.wait_gone(pid, timeout=STOP_TIMEOUT)
+    took = time.monotonic() - began
+    assert exit_status(root, pid) == 0, "not a clean exit 0 (a SIGKILL would show as 9)"
+    assert len(log_lines(root, r" INFO stopping on SIGTERM$")) == stopping + 1
+    assert supervisor.pid() is None and re.search(r"\bdown\b", supervisor.status_text())
+    print(f"FIGURE: S3 {kind}: stopped, exit status 0, in {took:.2f} s")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    root = installed
+    supervisor, pid = start(supervised, root, kind)
+    assert health(root)["message"] == "ok"
+    set_message(root, f"reloaded under {kind}")
+    assert supervisor.ctl(*HUP[kind]).returncode == 0
+    harness.wait_until(
+        lambda: health(root)["message"] == f"reloaded under {kind}", 5.0, what="the new message"
+    )
+    assert supervisor.pid() == pid
+    set_message(root, "never served")
+    config = root.path(CONFIG)
+    config.write_text(config.read_text() + "no_such_key = 1\n")
+    assert supervisor.ctl(*HUP[kind]).returncode == 0
+    errors = harness.wait_until(
+        lambda: log_lines(root, r" ERROR reload failed, keeping the running configuration: .*no_such_key"),
+        5.0,
+        what="the reload error in the log",
+    )
+    assert len(errors) == 1
+    assert health(root) == {"status": "ok", "message": f"reloaded under {kind}", "pid": pid}
+    assert supervisor.pid() == pid
+
+
+# --------------------------------------------------------------------------- privilege
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_hup(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    root = installed
+    supervisor, pid = start(supervised, root, kind)
+    assert_unprivileged(root, pid)
+    reloads = len(log_lines(root, r" INFO reloaded "))
+    assert supervisor.ctl(*HUP[kind]).returncode == 0
+    harness.wait_until(lambda: len(log_lines(root, r" INFO reloaded ")) == reloads + 1, 5.0, what="reload")
+    assert supervisor.pid() == pid
+    assert_unprivileged(root, pid)
+
+
+# --------------------------------------------------------------------------- package removed
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["beside-the-other-supervisor", "alone"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_script_stands_down_once_the_package_is_removed_not_purged(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, alone: bool
+) -> None:
+    """Not a restart a second: the run script (a conffile, so still there) takes the service down.
+
+    Run with the other supervisor installed too (the run script then finds both svc and sv), and
+    alone, as on a host with only one of them.
+    """
+    root = installed
+    if alone:
+        purged = root.run(["dpkg", "--purge", OTHER_PACKAGE[kind]])
+        assert purged.returncode == 0, purged.stdout + purged.stderr
+    supervisor, pid = start(supervised, root, kind)
+    removed = root.run(["apt-get", "remove", "-y", "my-service"])
+    assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
+    assert root.path(f"{SERVICE_DIR}/run").exists()
+    root.kill(pid, signal.SIGKILL)  # the daemon still ran from the removed files; now it is gone
+
+    assert supervisor.process is not None
+    output = supervisor.process.log
+
+    def stood_down() -> list[str]:
+        return re.findall(
+            r"(?m)^/usr/sbin/my-service is not installed: taking the service down$", output.read_text()
+        )
+
+    harness.wait_until(stood_down, 5.0, what="the run script to stand down")
+    time.sleep(3 * RESTART_SEC)  # a run script that fails would have been started ~3 more times
+    assert len(stood_down()) == 1, output.read_text()[-2000:]
+    assert supervisor.pid() is None and re.search(r"\bdown\b", supervisor.status_text())
+    assert not root.pids_of("my-service")
+
+
+# --------------------------------------------------------------------------- Upstart, emulated
+
+UPSTART_JOB = "/etc/init/my-service.conf"
+EMULATED = "/etc/sv/my-service-upstart"
+
+
+def upstart_as_runit_service(job: str) -> tuple[str, str]:
+    """(run, script): the job's main script block, run as its setuid/setgid/umask stanzas say.
+
+    Upstart runs a script block with `/bin/sh -e` as the setuid user, and respawns it when the
+    job has `respawn`: runsv does the respawning here.
+    """
+    errors, scripts, stanzas = upstart.check(job)
+    assert not errors
+    assert "respawn" in stanzas and "expect" not in stanzas
+    blocks = [name for name in stanzas if name == "script" or name.endswith(" script")]
+    user, group = stanzas["setuid"][0], stanzas["setgid"][0]
+    run = "#!/bin/sh\n# The Upstart job's main script block, emulated under runsv.\nexec 2>&1\n"
+    if "umask" in stanzas:
+        run += f"umask {stanzas['umask'][0]}\n"
+    run += f"exec chpst -u {user}:{group} /bin/sh -e {EMULATED}/script\n"
+    return run, scripts[blocks.index("script")]
+
+
+def test_S1_upstart_job_restarts_after_kill_9_under_runsv_standing_in_for_upstart(
+    installed: SysvRoot, supervised: Callable[..., Supervisor]
+) -> None:
+    root = installed
+    run, script = upstart_as_runit_service(root.path(UPSTART_JOB).read_text())
+    assert "exec /usr/sbin/my-service --config /etc/my-service/my-service.conf" in script
+    root.write_file(f"{EMULATED}/script", script)
+    root.write_file(f"{EMULATED}/run", run, mode=0o755)
+    supervisor, first = start(supervised, root, "runit", EMULATED)
+    assert health(root)["pid"] == first
+    assert_unprivileged(root, first)
+    umask = re.search(r"(?m)^umask ([0-7]+)$", run)
+    assert umask is not None
+    assert f"Umask:\t{int(umask.group(1), 8):04o}\n" in root.path(f"/proc/{first}/status").read_text()
+
+    second, delay = kill_9_and_time_the_restart(root, supervisor, first)
+    assert_unprivileged(root, second)
+    status = root.status(second)
+    assert status is not None and status.cmdline[1:] == ("-I", "/usr/sbin/my-service", "--config", CONFIG)
+    print(f"FIGURE: S1 upstart (its script block under runsv): new pid {delay:.2f} s after kill -9")
