@@ -730,6 +730,9 @@ class Container(Sandbox):
             group.mkdir()
         nspawn = ["systemd-nspawn", "-D", str(self.root), f"--machine={self.machine}", "--boot"]
         nspawn += ["--register=no", "--keep-unit"]
+        # nspawn's seccomp filter denies bpf(2) by default: systemd inside would then run units
+        # without their IPAddressDeny=/IPAddressAllow= firewall, and say so only at debug level.
+        nspawn.append("--system-call-filter=bpf")
         if self.private_network:
             nspawn.append("--private-network")
         # The wrapper moves itself into the harness's cgroups, then becomes nspawn; nspawn makes
@@ -810,7 +813,9 @@ class Container(Sandbox):
 
 def _machine_name(work: Path) -> str:
     # Unique, so that parallel containers do not share nspawn's per-machine state on the host.
-    return re.sub(r"[^a-z0-9-]", "-", work.name.lower())
+    # nspawn refuses a name that ends in "-" (mkdtemp's suffix may end in "_"); the suffix has
+    # a fixed length, so stripping keeps names unique.
+    return re.sub(r"[^a-z0-9-]", "-", work.name.lower()).strip("-")
 
 
 def _forget_nspawn_state(work: Path) -> None:
