@@ -1,0 +1,508 @@
+"""The shipped systemd unit under a real systemd: a booted bookworm container per test.
+
+Each test installs the default project's .deb with apt, as a user would; debhelper's snippets
+enable and start the unit. Commands run inside the container as root; pids are the container's.
+
+Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S2 (bad config -> failed after
+StartLimitBurst, clear journal line), S3 (stop: SIGTERM, exit 0, no KILL), S4 (reload, or keep
+the old config), S5 (Type=notify: init fails -> `systemctl start` fails), S6 (no pidfile; a
+forged MAINPID= is refused), V1 (not root, no capabilities, also after reload), V3 (what the
+service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing); and that the
+unit's IP firewall acts in the container. S7 (socket activation) is not covered here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import harness
+import pytest
+from harness import Container
+
+if TYPE_CHECKING:
+    from conftest import ServiceDebs
+
+UNIT = "my-service.service"
+USER = "my-service"
+CONFIG = "/etc/my-service/my-service.conf"
+LOG = "/var/log/my-service/my-service.log"
+DAEMON = "/usr/sbin/my-service"
+PORT = 8080
+# What the unit may write, besides what every process may (see test_V3).
+OWN_DIRS = ("/var/lib/my-service", "/var/log/my-service", "/run/my-service")
+
+
+class Service:
+    """The unit inside one container: systemctl, its journal, the daemon's log and /health."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def systemctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.container.run(["systemctl", *args])
+
+    def show(self, *properties: str) -> dict[str, str]:
+        result = self.container.run(["systemctl", "show", UNIT, *(f"--property={p}" for p in properties)])
+        assert result.returncode == 0, result.stderr
+        return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+    def main_pid(self) -> int:
+        return int(self.show("MainPID")["MainPID"])
+
+    def journal(self, pattern: str) -> list[str]:
+        """Lines of `journalctl -u` (systemd's about the unit, and the unit's own stderr)."""
+        result = self.container.run(["journalctl", "--unit", UNIT, "--no-pager", "--output", "cat"])
+        return [line for line in result.stdout.splitlines() if re.search(pattern, line)]
+
+    def wait_journal(self, pattern: str, count: int = 1, timeout: float = 10.0) -> list[str]:
+        return harness.wait_until(
+            lambda: len(lines := self.journal(pattern)) >= count and lines,
+            timeout,
+            what=f"{pattern!r} in the journal",
+        )
+
+    def log(self, pattern: str) -> list[str]:
+        """Lines of the daemon's own log file."""
+        path = self.container.path(LOG)
+        text = path.read_text() if path.exists() else ""
+        return [line for line in text.splitlines() if re.search(pattern, line)]
+
+    def health(self) -> dict[str, object]:
+        reply = self.container.http_get(PORT, "/health")
+        assert reply.status == 200, reply
+        document: dict[str, object] = json.loads(reply.body)
+        return document
+
+    def configure(self, **values: str) -> None:
+        """Set `key = value` lines of the installed config file."""
+        path = self.container.path(CONFIG)
+        text = path.read_text()
+        for key, value in values.items():
+            text, found = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            assert found == 1, key
+        path.write_text(text)
+
+    def wait_active(self, timeout: float = 10.0) -> int:
+        """Wait until the unit is active (READY=1 received); returns its MainPID."""
+        state = harness.wait_until(
+            lambda: (s := self.show("ActiveState", "MainPID"))["ActiveState"] == "active" and s,
+            timeout,
+            what=f"{UNIT} to be active",
+        )
+        return int(state["MainPID"])
+
+    def user_ids(self) -> tuple[int, int]:
+        uid = int(self.container.run(["id", "-u", USER], check=True).stdout)
+        gid = int(self.container.run(["id", "-g", USER], check=True).stdout)
+        return uid, gid
+
+
+def install(container: Container, deb: Path) -> None:
+    result = container.install_deb(deb)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture
+def service(systemd_container: Callable[..., Container], service_debs: ServiceDebs) -> Service:
+    """v1 installed in a fresh container, active and serving /health."""
+    container = systemd_container()
+    install(container, service_debs.v1)
+    unit = Service(container)
+    pid = unit.wait_active()
+    assert unit.health()["pid"] == pid
+    return unit
+
+
+def assert_unprivileged(unit: Service, pid: int) -> None:
+    status = unit.container.status(pid)
+    assert status is not None, f"pid {pid} is gone"
+    uid, gid = unit.user_ids()
+    assert uid != 0
+    assert set(status.uids) == {uid} and set(status.gids) == {gid}, status
+    assert status.cap_eff == 0, f"CapEff {status.cap_eff:#x}"
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def test_S1_kill_9_main_pid_then_a_new_pid_within_restart_sec_plus_2_s(service: Service) -> None:
+    unit = service
+    assert unit.show("RestartUSec", "Restart") == {"RestartUSec": "1s", "Restart": "on-failure"}
+    first = unit.main_pid()
+    unit.container.kill(first, signal.SIGKILL)
+    killed = time.monotonic()
+    second = harness.wait_until(
+        lambda: (pid := unit.main_pid()) not in (0, first) and pid, 10.0, what="a new pid"
+    )
+    forked = time.monotonic() - killed
+    assert unit.wait_active() == second
+    ready = time.monotonic() - killed
+    assert ready <= 1.0 + 2.0, f"active again after {ready:.2f} s"
+    assert unit.health()["pid"] == second
+    assert unit.show("NRestarts")["NRestarts"] == "1"
+    assert unit.wait_journal(r"Main process exited, code=killed, status=9/KILL")
+    status = unit.container.status(second)
+    assert status is not None and DAEMON in status.cmdline
+    print(
+        f"FIGURE: S1 systemd: new MainPID {forked:.2f} s after kill -9, active (READY=1) after {ready:.2f} s"
+    )
+
+
+def test_S2_bad_config_fails_the_unit_after_start_limit_burst_with_a_clear_journal_line(
+    service: Service,
+) -> None:
+    unit = service
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    unit.configure(port="eighty")
+    # The install's start counts against the start limit too: begin with a clean count.
+    assert unit.systemctl("reset-failed", UNIT).returncode == 0
+    burst = int(unit.show("StartLimitBurst")["StartLimitBurst"])
+    started = len(unit.journal(r"^Started "))
+    began = time.monotonic()
+    assert unit.systemctl("start", UNIT).returncode != 0
+    harness.wait_until(lambda: unit.show("ActiveState")["ActiveState"] == "failed", 30.0, what="failed")
+    took = time.monotonic() - began
+    # `burst` starts, each refused by the config check; the restart scheduled after the last
+    # one hits the start limit.
+    assert unit.show("ActiveState", "Result", "NRestarts", "MainPID") == {
+        "ActiveState": "failed",
+        "Result": "exit-code",
+        "NRestarts": str(burst),
+        "MainPID": "0",
+    }
+    assert unit.wait_journal(r"Start request repeated too quickly")
+    problem = f"{USER}: {CONFIG}: port: invalid literal for int() with base 10: 'eighty'"
+    assert unit.wait_journal(re.escape(problem), count=burst) == [problem] * burst
+    assert len(unit.journal(r"^Started ")) == started
+    print(f"FIGURE: S2 systemd: failed after {burst} starts in {took:.2f} s")
+
+
+def test_S3_stop_sends_sigterm_and_the_daemon_exits_0_without_sigkill(service: Service) -> None:
+    unit = service
+    pid = unit.main_pid()
+    timeout = unit.show("TimeoutStopUSec")["TimeoutStopUSec"]
+    assert timeout == "30s"
+    began = time.monotonic()
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    took = time.monotonic() - began
+    assert took < 30.0
+    assert unit.container.status(pid) is None
+    assert unit.show("ActiveState", "Result", "ExecMainCode", "ExecMainStatus", "ExecMainPID") == {
+        "ActiveState": "inactive",
+        "Result": "success",
+        "ExecMainCode": "1",  # CLD_EXITED: it exited by itself, no signal killed it
+        "ExecMainStatus": "0",
+        "ExecMainPID": str(pid),
+    }
+    assert len(unit.log(r" INFO stopping on SIGTERM$")) == 1
+    assert unit.log(r"")[-1].endswith(" INFO stopping on SIGTERM"), "it logged after SIGTERM"
+    assert unit.wait_journal(r"Deactivated successfully")
+    assert not unit.journal(r"timed out|Killing|SIGKILL|status=9")
+    print(f"FIGURE: S3 systemd: stopped, exit status 0, in {took:.2f} s")
+
+
+def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_and_old_config(
+    service: Service,
+) -> None:
+    unit = service
+    pid = unit.main_pid()
+    unit.configure(message="reloaded")
+    assert unit.systemctl("reload", UNIT).returncode == 0
+    # ExecReload returns once HUP is sent; the daemon applies it a moment later.
+    harness.wait_until(lambda: unit.health()["message"] == "reloaded", 5.0, what="the new message")
+    assert unit.main_pid() == pid
+    assert len(unit.log(r" INFO reloaded ")) == 1
+
+    # Broken: ExecReload's config check fails first, so no HUP is sent at all.
+    unit.configure(message="never served", port="eighty")
+    assert unit.systemctl("reload", UNIT).returncode != 0
+    assert unit.show("ActiveState", "ReloadResult", "MainPID") == {
+        "ActiveState": "active",
+        "ReloadResult": "exit-code",
+        "MainPID": str(pid),
+    }
+    assert unit.wait_journal(rf"^{USER}: {CONFIG}: port: invalid literal")
+    assert unit.health() == {"status": "ok", "message": "reloaded", "pid": pid}
+    assert len(unit.log(r" INFO reloaded ")) == 1
+    assert not unit.log(r" ERROR "), "the daemon got a HUP"
+
+    # A HUP that bypasses the check (kill -HUP): the daemon keeps the old config, logs an error.
+    unit.container.kill(pid, signal.SIGHUP)
+    errors = harness.wait_until(
+        lambda: unit.log(r" ERROR reload failed, keeping the running configuration: .* port: "),
+        5.0,
+        what="the reload error in the log",
+    )
+    assert len(errors) == 1
+    assert unit.health() == {"status": "ok", "message": "reloaded", "pid": pid}
+    assert unit.show("ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": str(pid)}
+
+
+# Another process holding the daemon's port inside the container.
+LISTEN = """\
+import socket, sys, time
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon does
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+print("listening", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("cause", ["port-taken", "log-file-not-writable"])
+def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(
+    service: Service, cause: str
+) -> None:
+    unit = service
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    if cause == "port-taken":
+        listener = unit.container.spawn(["python3", "-I", "-c", LISTEN, str(PORT)])
+        harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
+        expected = f"{USER}: cannot start: [Errno 98] Address already in use"
+    else:
+        unit.configure(log_file="/etc/my-service/my-service.log")
+        expected = f"{USER}: cannot start: [Errno 30] Read-only file system: '/etc/my-service/my-service.log'"
+    assert unit.systemctl("reset-failed", UNIT).returncode == 0
+    started = len(unit.journal(r"^Started "))
+    result = unit.systemctl("start", UNIT)
+    assert result.returncode != 0, result
+    assert "failed" in result.stderr
+    # The config check (ExecStartPre) passed: the daemon itself ran, then exited 1.
+    assert unit.show("ExecMainCode", "ExecMainStatus") == {"ExecMainCode": "1", "ExecMainStatus": "1"}
+    assert unit.wait_journal(re.escape(expected))
+    assert len(unit.journal(r"^Started ")) == started, "reported active before READY=1"
+
+
+# --------------------------------------------------------------------------- privilege
+
+
+FORGE_MAINPID = """\
+import os, socket, sys, time
+address = os.environ["NOTIFY_SOCKET"]
+address = "\\0" + address[1:] if address.startswith("@") else address
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    sock.sendto(b"READY=1", address)
+    sock.sendto(b"MAINPID=" + sys.argv[1].encode(), address)
+time.sleep(600)
+"""
+
+
+def test_S6_unit_has_no_pidfile_and_a_mainpid_forged_by_the_service_user_is_refused(
+    service: Service,
+) -> None:
+    """Under systemd the S6 attack has no pidfile to aim at: systemd tracks MainPID itself.
+
+    What the service user can send systemd is a MAINPID= notification; a daemon taken over by an
+    attacker (here, a drop-in's ExecStart with every other line of the unit kept) names a root
+    process with it. systemd must refuse it, and `stop` must leave the root process running.
+    """
+    unit = service
+    unit_text = unit.container.path(f"/lib/systemd/system/{UNIT}").read_text()
+    assert not re.search(r"(?m)^PIDFile=", unit_text)
+    assert unit.show("PIDFile", "NotifyAccess", "Type") == {
+        "PIDFile": "",
+        "NotifyAccess": "main",
+        "Type": "notify",
+    }
+    assert not list(unit.container.path("/run/my-service").iterdir())
+
+    canary = unit.container.run(["systemd-run", "--unit=root-canary", "--property=Type=exec", "sleep", "600"])
+    assert canary.returncode == 0, canary.stderr
+    root_pid = int(
+        unit.container.run(["systemctl", "show", "-P", "MainPID", "root-canary"], check=True).stdout
+    )
+    root_status = unit.container.status(root_pid)
+    assert root_status is not None and root_status.uids == (0, 0, 0, 0)
+
+    unit.container.write_file("/usr/local/lib/forge-mainpid.py", FORGE_MAINPID)
+    unit.container.write_file(
+        f"/etc/systemd/system/{UNIT}.d/forge.conf",
+        f"[Service]\nExecStart=\nExecStart=/usr/bin/python3 -I /usr/local/lib/forge-mainpid.py {root_pid}\n",
+    )
+    # systemd logs the refusal at debug level only.
+    assert unit.container.run(["systemd-analyze", "log-level", "debug"]).returncode == 0
+    assert unit.systemctl("daemon-reload").returncode == 0
+    assert unit.systemctl("restart", UNIT).returncode == 0
+    unit.wait_journal(rf"New main PID {root_pid} does not belong to service, refusing\.")
+    forger = unit.main_pid()
+    assert forger != root_pid
+    forger_status = unit.container.status(forger)
+    assert forger_status is not None and "/usr/local/lib/forge-mainpid.py" in forger_status.cmdline
+    assert set(forger_status.uids) == {unit.user_ids()[0]}
+
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    assert unit.container.status(forger) is None
+    assert unit.container.status(root_pid) == root_status, "systemd signalled the root process"
+    assert unit.container.run(["systemctl", "is-active", "root-canary"]).stdout == "active\n"
+
+
+def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_reload(service: Service) -> None:
+    unit = service
+    pid = unit.main_pid()
+    assert_unprivileged(unit, pid)
+    unit.configure(message="after reload")
+    assert unit.systemctl("reload", UNIT).returncode == 0
+    harness.wait_until(lambda: unit.health()["message"] == "after reload", 5.0, what="the reload")
+    assert unit.main_pid() == pid
+    assert_unprivileged(unit, pid)
+
+
+def test_ip_address_deny_of_the_unit_is_enforced_in_the_container(service: Service) -> None:
+    """IPAddressDeny=/IPAddressAllow= are BPF programs on the unit's cgroup: proof they act here.
+
+    nspawn denies bpf(2) unless told otherwise (the harness allows it); systemd then runs the
+    unit without its firewall and says so only at debug level. So check what it does: with
+    the unit's IPAddressAllow=localhost cleared by a drop-in, IPAddressDeny=any must cut the
+    health endpoint off even on loopback; without the drop-in, it answers again.
+    """
+    unit = service
+    shown = unit.show("IPAddressAllow", "IPAddressDeny")
+    assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}
+    assert set(shown["IPAddressDeny"].split()) == {"0.0.0.0/0", "::/0"}
+    drop_in = unit.container.write_file(
+        f"/etc/systemd/system/{UNIT}.d/deny-all.conf", "[Service]\nIPAddressAllow=\n"
+    )
+    assert unit.systemctl("daemon-reload").returncode == 0
+    assert unit.systemctl("restart", UNIT).returncode == 0
+    pid = unit.wait_active()
+    cut_off = unit.container.http_get(PORT, "/health", timeout=1.0)
+    assert cut_off.status == 0 and "timed out" in cut_off.error, cut_off
+    drop_in.unlink()
+    assert unit.systemctl("daemon-reload").returncode == 0
+    assert unit.systemctl("restart", UNIT).returncode == 0
+    assert unit.health()["pid"] == unit.wait_active() != pid
+
+
+# Run as the service user inside the daemon's mount namespace: which of the paths on stdin
+# (directories and regular files only; sockets and pseudo-devices are not files) may it write?
+WRITABLE = """\
+import os, stat, sys
+for path in sys.stdin.read().split("\\0")[:-1]:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        continue
+    if (stat.S_ISDIR(mode) or stat.S_ISREG(mode)) and os.access(path, os.W_OK):
+        print(path)
+"""
+
+
+def test_V3_service_user_writes_only_its_state_log_and_runtime_dirs(service: Service) -> None:
+    """Seen from inside the unit's sandbox (ProtectSystem=strict and friends), and from outside.
+
+    Inside, besides its own three directories, it may write only what systemd makes for it
+    alone (PrivateTmp's /tmp and /var/tmp) and the POSIX IPC file systems (/dev/shm,
+    /dev/mqueue), whose objects of the user RemoveIPC= deletes when the unit stops.
+    """
+    unit = service
+    pid = unit.main_pid()
+    uid, gid = unit.user_ids()
+    owned = unit.container.run(
+        ["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", "-o", "-path", "/dev", ")", "-prune",
+         "-o", "(", "-uid", str(uid), "-o", "-gid", str(gid), ")", "-print"],
+        check=True,
+    ).stdout.split()  # fmt: skip
+    assert sorted(owned) == sorted([*OWN_DIRS, LOG])
+
+    as_user = f"setpriv --reuid={uid} --regid={gid} --clear-groups"
+    scan = f"find / '(' -path /proc -o -path /sys ')' -prune -o -print0 | {as_user} python3 -I -c \"$0\""
+    result = unit.container.run(["nsenter", "-t", str(pid), "-m", "sh", "-c", scan, WRITABLE], check=True)
+    writable = set(result.stdout.splitlines())
+    own = {path for path in writable if any(path == d or path.startswith(d + "/") for d in OWN_DIRS)}
+    assert own == {*OWN_DIRS, LOG}
+    assert sorted(writable - own) == ["/dev/mqueue", "/dev/shm", "/tmp", "/var/tmp"]
+
+    inside, outside = Path(f"/proc/{unit.container.host_pid(pid)}/root"), unit.container.path("/")
+    for private in ("/tmp", "/var/tmp"):
+        theirs, ours = (base.joinpath(private.lstrip("/")).stat() for base in (inside, outside))
+        assert (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino), f"{private} is shared"
+    probe = "/dev/shm/v3-probe"
+    made = unit.container.run(["nsenter", "-t", str(pid), "-m", "setpriv", f"--reuid={uid}", f"--regid={gid}",
+                               "--clear-groups", "touch", probe])  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert unit.container.path(probe).stat().st_uid == uid
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    assert not unit.container.path(probe).exists(), "RemoveIPC= left the user's /dev/shm file"
+    # World-writable outside: only the unit's ReadOnlyPaths=/run keeps it out of `writable`.
+    assert stat.S_IMODE(unit.container.path("/run/lock").stat().st_mode) == 0o1777
+
+
+# --------------------------------------------------------------------------- package lifecycle
+
+
+def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
+    service: Service, service_debs: ServiceDebs
+) -> None:
+    unit = service
+    first = unit.main_pid()
+    assert len(unit.journal(r"^Started ")) == 1
+    assert len(unit.log(r" INFO ready: ")) == 1
+    install(unit.container, service_debs.v2)
+    version = unit.container.run(["dpkg-query", "-W", "-f", "${Version}", "my-service"], check=True).stdout
+    assert version == "0.2.0"
+    second = unit.wait_active()
+    assert second != first
+    assert unit.health()["pid"] == second
+    assert len(unit.journal(r"^Started ")) == 2
+    assert len(unit.journal(r"^Stopping ")) == 1
+    assert [line.rsplit(" ", 1)[-1] for line in unit.log(r" INFO ready: ")] == [str(first), str(second)]
+    assert len(unit.log(r" INFO stopping on SIGTERM$")) == 1
+    assert unit.show("NRestarts")["NRestarts"] == "0"
+
+
+# Created by other packages while this one was installed and purged: apt's cache, state and logs,
+# adduser's lock, runit's trigger (for /etc/sv), agetty. None is this package's.
+FOREIGN = re.compile(r"^/(var/lib/apt/|var/log/apt/|run/adduser$|run/runit(/|$)|run/agetty\.reload$)")
+
+
+def names_and_uids(container: Container) -> set[tuple[str, tuple[int, ...]]]:
+    # "(agetty)" is agetty while systemd sets it up, just after boot.
+    return {(p.name.strip("()"), p.uids) for p in container.processes()}
+
+
+def test_P6_purge_leaves_nothing_of_the_package(
+    systemd_container: Callable[..., Container], service_debs: ServiceDebs
+) -> None:
+    container = systemd_container()
+    trees = ["/etc", "/var/lib", "/var/log", "/run"]
+
+    def paths() -> set[str]:
+        return set(container.run(["find", *trees], check=True).stdout.splitlines())
+
+    fresh = paths()
+    processes = names_and_uids(container)
+    install(container, service_debs.v1)
+    unit = Service(container)
+    pid = unit.wait_active()
+    uid, gid = unit.user_ids()
+    installed = paths()
+    assert {"/etc/my-service", *OWN_DIRS, f"/etc/systemd/system/multi-user.target.wants/{UNIT}"} <= installed
+
+    purged = container.run(["apt-get", "purge", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"])
+    assert purged.returncode == 0, purged.stdout[-3000:] + purged.stderr[-3000:]
+    container.wait_gone(pid)
+    left = paths() - fresh
+    assert not [path for path in left if "my-service" in path]
+    assert not [path for path in left if not FOREIGN.match(path)], "left behind"
+    owned = container.run(
+        ["find", *trees, "(", "-uid", str(uid), "-o", "-gid", str(gid), ")", "-print"], check=True
+    ).stdout
+    assert owned == ""
+    assert names_and_uids(container) == processes
+    assert not [p for p in container.processes() if uid in p.uids or DAEMON in p.cmdline]
+    assert container.run(["dpkg-query", "-W", "my-service"]).returncode != 0
+    unit_files = container.run(["systemctl", "list-unit-files", "--no-legend", UNIT])
+    assert unit_files.stdout == ""
+    assert unit.systemctl("cat", UNIT).returncode != 0
+    print(
+        f"FIGURE: P6 systemd: after purge, {len(left)} new paths under {' '.join(trees)}, none of the package"
+    )
