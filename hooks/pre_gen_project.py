@@ -16,7 +16,8 @@ SLUG = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
 SLUG_MAX = 32
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 USER = re.compile(r"[a-z_][a-z0-9_-]*")
-USER_MAX = 32
+# systemd warns about longer User= names (its strict rule, utmp's 32 bytes with the NUL).
+USER_MAX = 31
 VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}")
 EMAIL = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 PORT_MIN, PORT_MAX = 1024, 65535
@@ -89,6 +90,40 @@ def _text(name: str, value: str, max_len: int) -> list[str]:
     return []
 
 
+def _maintainer_name(value: str) -> list[str]:
+    errors = _text("maintainer_name", value, 64)
+    if not errors and (value == "root" or re.search(r"\bdebian\s+qa\b", value, re.IGNORECASE)):
+        errors.append(
+            f"maintainer_name {value!r} is a name that lintian keeps for root or the Debian QA Group; "
+            "give a person's or a team's name"
+        )
+    return errors
+
+
+def _debian_synopsis(description: str) -> str:
+    """Debian's one-line synopsis, as debian/control derives it: no leading article, no full stop."""
+    words = description.rstrip(".").split(" ", 1)
+    return words[1] if len(words) == 2 and words[0].lower() in ("a", "an", "the") else " ".join(words)
+
+
+def _synopsis(description: str, slug: str) -> list[str]:
+    """What lintian requires of the synopsis that the description becomes."""
+    line = _debian_synopsis(description).strip()
+    fuzzy = re.sub(r"\s+", " ", re.sub(r"[-_/\\]", " ", line.lower()))
+    if not re.search(r"\s", line):
+        problem = "needs at least two words"
+    elif re.match(r"(an?|the)\s", line, re.IGNORECASE):
+        problem = "must not start with an article"
+    elif re.match(rf"{re.escape(slug)}\b", line, re.IGNORECASE) or fuzzy == slug.replace("-", " "):
+        problem = f"must not start with the package name {slug!r}, which Debian shows beside it"
+    else:
+        return []
+    return [
+        f"description {description!r} gives the Debian synopsis {line!r} (without a leading article "
+        f"or full stop), which {problem}; say what the service does, e.g. 'exports billing figures'"
+    ]
+
+
 def _pattern(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> list[str]:
     if pattern.fullmatch(value):
         return []
@@ -149,7 +184,7 @@ CHECKS = {
     "project_slug": _slug,
     "package_name": _package,
     "description": lambda v: _text("description", v, 80),
-    "maintainer_name": lambda v: _text("maintainer_name", v, 64),
+    "maintainer_name": _maintainer_name,
     "maintainer_email": lambda v: _pattern(
         "maintainer_email", v, EMAIL, "give an address such as name@example.com"
     ),
@@ -169,6 +204,9 @@ def validate(answers: dict[str, object]) -> list[str]:
     for key, check in CHECKS.items():
         if key in answers:
             errors += check(str(answers[key]))
+    described = {"description", "project_slug"} <= answers.keys()
+    if described and not any(error.startswith(("description", "project_slug")) for error in errors):
+        errors += _synopsis(str(answers["description"]), str(answers["project_slug"]))
     return errors
 
 

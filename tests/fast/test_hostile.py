@@ -124,7 +124,7 @@ def test_h3_non_ascii_and_bidi_names_are_refused_with_the_pattern(
         ("service_user=root", "reserved system account"),
         ("service_user=nobody", "reserved system account"),
         ("service_user=daemon", "reserved system account"),
-        ("service_user=" + "u" * 33, "at most 32"),
+        ("service_user=" + "u" * 32, "at most 31"),
         ("project_slug=" + "s" * 33, "at most 32"),
     ],
 )
@@ -139,7 +139,7 @@ def test_h4_slug_longer_than_comm_is_matched_by_its_first_15_characters(tmp_path
     result = generate(tmp_path, f"project_slug={slug}", "init_system=sysv")
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / slug
-    assert f"PROCNAME={slug[:15]}\n" in (project / f"init/sysv/{slug}").read_text()
+    assert f'PROCNAME="{slug[:15]}"\n' in (project / f"init/sysv/{slug}").read_text()
     # The name start-stop-daemon --name compares with is the kernel's comm of the launcher.
     destdir = tmp_path / "root"
     assert run(["make", "-C", str(project), "install", f"DESTDIR={destdir}", "prefix=/usr"]).returncode == 0
