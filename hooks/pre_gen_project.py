@@ -13,7 +13,7 @@ import re
 import sys
 
 SLUG = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
-SLUG_MAX = 32
+SLUG_MAX = 31  # it is also the service user's name by default
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 USER = re.compile(r"[a-z_][a-z0-9_-]*")
 # systemd warns about longer User= names (its strict rule, utmp's 32 bytes with the NUL).
@@ -107,7 +107,7 @@ def _debian_synopsis(description: str) -> str:
 
 
 def _synopsis(description: str, slug: str) -> list[str]:
-    """What lintian requires of the synopsis that the description becomes."""
+    """What lintian and rpmlint require of the summary line that the description becomes."""
     line = _debian_synopsis(description).strip()
     fuzzy = re.sub(r"\s+", " ", re.sub(r"[-_/\\]", " ", line.lower()))
     if not re.search(r"\s", line):
@@ -116,6 +116,8 @@ def _synopsis(description: str, slug: str) -> list[str]:
         problem = "must not start with an article"
     elif re.match(rf"{re.escape(slug)}\b", line, re.IGNORECASE) or fuzzy == slug.replace("-", " "):
         problem = f"must not start with the package name {slug!r}, which Debian shows beside it"
+    elif re.search(rf"(?:^|\s){re.escape(slug)}(?:[\s,.:;!?]|$)", description, re.IGNORECASE):
+        problem = f"must not name the package {slug!r}, which RPM shows beside it (rpmlint)"
     else:
         return []
     return [
@@ -136,7 +138,8 @@ def _slug(value: str) -> list[str]:
         value,
         SLUG,
         "use lowercase ASCII letters, digits and inner hyphens, starting with a letter "
-        "(pattern [a-z][a-z0-9-]*[a-z0-9]); it becomes the package, command and directory name",
+        "(pattern [a-z][a-z0-9-]*[a-z0-9]); it becomes the package, command and directory name, "
+        "and comes from project_name unless you give project_slug",
     )
     if len(value) > SLUG_MAX:
         errors.append(f"project_slug is {len(value)} characters long; at most {SLUG_MAX} are allowed")

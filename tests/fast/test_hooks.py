@@ -30,7 +30,7 @@ def test_good_answers_pass() -> None:
         ("project_slug", "Billing", "lowercase ASCII letters"),
         ("project_slug", "x", "lowercase ASCII letters"),
         ("project_slug", "billing-", "lowercase ASCII letters"),
-        ("project_slug", "a" * 33, "at most 32"),
+        ("project_slug", "a" * 32, "at most 31"),
         ("package_name", "billing-exporter", "Python identifier"),
         ("package_name", "json", "taken by Python itself"),
         ("package_name", "class", "taken by Python itself"),
@@ -62,6 +62,7 @@ def test_good_answers_pass() -> None:
         ("maintainer_name", "Jane <jane@example.com>", "'<'"),
         ("maintainer_name", "root", "lintian keeps"),
         ("maintainer_name", "Debian QA Group", "lintian keeps"),
+        ("description", "Feeds billing-exporter data to the bank", "must not name the package"),
         ("init_system", "openrc", "choose one of all, sysv, upstart, systemd, daemontools"),
     ],
 )

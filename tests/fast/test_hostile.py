@@ -101,7 +101,7 @@ def test_h2_unsafe_slug_creates_nothing_anywhere(tmp_path: Path, slug: str) -> N
 @pytest.mark.parametrize(
     ("answer", "field"),
     [
-        ("project_name=Café Service", "project_slug"),
+        ("project_slug=café-service", "project_slug"),
         ("project_slug=my\u202eservice", "project_slug"),
         ("project_slug=m\u0443-service", "project_slug"),  # a Cyrillic u
         ("service_user=jöhn", "service_user"),
@@ -119,13 +119,28 @@ def test_h3_non_ascii_and_bidi_names_are_refused_with_the_pattern(
 
 
 @pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Café Service", "cafe-service"),
+        ("Billing Exporter v2.0", "billing-exporter-v2-0"),
+        ("Bob's Shop", "bob-s-shop"),
+    ],
+)
+def test_h3_names_become_ascii_slugs(tmp_path: Path, name: str, slug: str) -> None:
+    result = generate(tmp_path, f"project_name={name}")
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "out") >= {slug, f"{slug}/init/sysv/{slug}"}
+    assert f"Provides:          {slug}\n" in (tmp_path / "out" / slug / f"init/sysv/{slug}").read_text()
+
+
+@pytest.mark.parametrize(
     ("answer", "message"),
     [
         ("service_user=root", "reserved system account"),
         ("service_user=nobody", "reserved system account"),
         ("service_user=daemon", "reserved system account"),
         ("service_user=" + "u" * 32, "at most 31"),
-        ("project_slug=" + "s" * 33, "at most 32"),
+        ("project_slug=" + "s" * 32, "at most 31"),
     ],
 )
 def test_h4_reserved_and_impossible_names_are_refused(tmp_path: Path, answer: str, message: str) -> None:

@@ -147,7 +147,7 @@ def test_make_deploy_dry_run_shows_copy_install_and_check_per_host(project: Path
     result = run(["make", "-n", "-C", str(project), "deploy", "HOSTS=h1 root@h2"])
     assert result.returncode == 0, result.stderr
     for host in ("h1", "root@h2"):
-        assert f"scp -q -o BatchMode=yes 'dist/my-service_0.1.0_all.deb' '{host}:/var/tmp/" in result.stdout
+        assert f"scp -o BatchMode=yes 'dist/my-service_0.1.0_all.deb' '{host}:/var/tmp/" in result.stdout
         assert re.search(
             rf"ssh .*'{host}' 'sudo apt-get install -y .*/var/tmp/my-service_0.1.0_all.deb", result.stdout
         )

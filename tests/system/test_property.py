@@ -1,6 +1,7 @@
 """H5 (RELIABILITY.md), a property test: any answers the hooks accept give a project whose shell
-passes shellcheck and dash -n, whose systemd unit verifies without a warning, and whose .deb passes
-lintian; rendering and building it runs none of the text and writes only in the output directory.
+passes shellcheck and dash -n, whose own `make lint` passes, whose systemd unit verifies without a
+warning, and whose .deb passes lintian; rendering and building it runs none of the text and writes
+only in the output directory.
 
 Hypothesis draws the free text (project name, description, maintainer) from words, unicode, the
 shell and Jinja-ish characters that validation lets through, well-known awkward values and inert
@@ -34,7 +35,17 @@ if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
 sys.path.append(str(TEMPLATE / "tests" / "package"))
 from pkgbuild import make
 
-TOOLS = ("make", "dash", "shellcheck", "systemd-analyze", "dpkg-buildpackage", "dh", "dpkg-deb", "lintian")
+TOOLS = (
+    "make",
+    "dash",
+    "shellcheck",
+    "ruff",
+    "systemd-analyze",
+    "dpkg-buildpackage",
+    "dh",
+    "dpkg-deb",
+    "lintian",
+)
 SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/env bash")
 # The paths the packages install with (see debian/rules).
 PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]
@@ -194,6 +205,8 @@ def check_shell(project: Path, control: Path) -> None:
     for name in files:
         result = run(["dash", "-n", name])
         assert result.returncode == 0, f"{name}: {result.stderr}"
+    result = make(project, "lint")
+    assert result.returncode == 0, result.stdout[-4000:]
 
 
 def check_unit(root: Path, slug: str) -> None:
@@ -225,6 +238,16 @@ def lintian_findings(output: str) -> list[str]:
         "project_name": "Bc",
         "description": f"Counts things {PAYLOADS[0]}",
         "maintainer_name": ".Smith, John (ops)",
+        "init_system": "all",
+    }
+)
+# And free text that broke the project's own ruff: lines past 110 columns, "confusable" letters,
+# a character outside the BMP that tojson wrote as surrogate escapes (invalid in pyproject.toml).
+@example(
+    drawn={
+        "project_name": "Ünïcödé Sérvïcé with a rather long name for testing purposes ok",
+        "project_slug": "unicode-service",
+        "description": "Exports the figures \u2013 it\u2019s \u00d7 fast \U0001f600 past the usual width",
         "init_system": "all",
     }
 )

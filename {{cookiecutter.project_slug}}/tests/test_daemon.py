@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }} import health
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 READY = re.compile(r"ready: listening on [^ ]+:(\d+), pid (\d+)")
 
@@ -105,6 +107,18 @@ def test_listens_on_ipv6_loopback(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0
+
+
+def test_a_slow_client_holds_the_daemon_up_no_longer_than_the_request_timeout(service: Service) -> None:
+    with socket.create_connection(("127.0.0.1", service.port)) as slow:
+        slow.sendall(b"G")
+        started = time.monotonic()
+        url = f"http://127.0.0.1:{service.port}/health"
+        with urllib.request.urlopen(url, timeout=health.TIMEOUT + 2) as response:
+            assert response.status == 200
+        assert time.monotonic() - started < health.TIMEOUT + 2
+        slow.settimeout(health.TIMEOUT + 2)
+        assert slow.recv(100) == b""
 
 
 def test_unknown_path_is_404(service: Service) -> None:

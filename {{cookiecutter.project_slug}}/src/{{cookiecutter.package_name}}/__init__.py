@@ -1,1 +1,4 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}."""
+"""{{ cookiecutter.project_name }}.
+
+{{ cookiecutter.description }}.
+"""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
+import os
 from typing import NamedTuple
 
 DEFAULT_PATH = "/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
@@ -40,13 +42,21 @@ def load(path: str) -> Config:
         raise ConfigError(f"{path}: port: {err}") from err
     if not 0 <= port <= 65535:
         raise ConfigError(f"{path}: port {port} is out of range 0-65535")
+    listen = section.get("listen", "127.0.0.1")
+    try:
+        ipaddress.ip_address(listen)
+    except ValueError:
+        raise ConfigError(f"{path}: listen {listen!r} is not an IP address, such as 127.0.0.1") from None
+    log_file = section.get("log_file", "-")
+    if log_file != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(log_file))):
+        raise ConfigError(f"{path}: log_file {log_file!r}: its directory does not exist")
     log_level = section.get("log_level", "info").lower()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")
     return Config(
-        listen=section.get("listen", "127.0.0.1"),
+        listen=listen,
         port=port,
-        log_file=section.get("log_file", "-"),
+        log_file=log_file,
         log_level=log_level,
         message=section.get("message", "ok"),
     )

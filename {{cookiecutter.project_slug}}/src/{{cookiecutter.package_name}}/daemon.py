@@ -20,6 +20,8 @@ import sys
 from . import config, health
 
 NAME = "{{ cookiecutter.project_slug }}"
+# The hooks refuse " and \ in free text: it needs no escaping between double quotes.
+DESCRIPTION = "{{ cookiecutter.description }}"
 log = logging.getLogger(__package__)
 
 
@@ -204,7 +206,7 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=NAME, description={{ cookiecutter.description | tojson }})
+    parser = argparse.ArgumentParser(prog=NAME, description=DESCRIPTION)
     parser.add_argument(
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )

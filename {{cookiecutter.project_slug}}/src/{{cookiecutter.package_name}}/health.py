@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 
 from . import config
 
@@ -33,8 +34,15 @@ def listener(cfg: config.Config) -> socket.socket:
 
 
 def read_request_line(conn: socket.socket) -> str:
+    """The request's first line; the whole request must arrive within TIMEOUT, so that
+    a client sending a byte at a time holds the daemon up no longer than that."""
+    deadline = time.monotonic() + TIMEOUT
     data = b""
     while b"\n\r\n" not in data and b"\n\n" not in data and len(data) < MAX_REQUEST:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"request not complete within {TIMEOUT} s")
+        conn.settimeout(left)
         chunk = conn.recv(4096)
         if not chunk:
             break
@@ -57,7 +65,6 @@ def respond(request_line: str, cfg: config.Config) -> tuple[int, dict[str, objec
 def serve(conn: socket.socket, peer: str, cfg: config.Config) -> None:
     """Answer one request on conn, log it, close conn."""
     with conn:
-        conn.settimeout(TIMEOUT)
         try:
             request_line = read_request_line(conn)
             status, document = respond(request_line, cfg)
