@@ -11,7 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from support import require_tool, run
+import pytest
+from support import render, require_tool, run
 
 # DESIGN.md's paths: (path, mode). Everything installed is root's: make install
 # runs as root or into a DESTDIR, and the packages set owners of their own.
@@ -82,3 +83,45 @@ def test_installed_daemon_serves_health_and_exits_zero_on_sigterm(installed: Pat
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_install_takes_the_whole_package_tree(tmp_path: Path) -> None:
+    project = render(tmp_path / "render")
+    (project / "src/my_service/exporters").mkdir()
+    (project / "src/my_service/exporters/__init__.py").write_text("NAME = 'csv'\n")
+    (project / "src/my_service/schema.json").write_text("{}\n")
+    destdir = tmp_path / "root"
+    result = run(["make", "-C", str(project), "install", f"DESTDIR={destdir}", "prefix=/usr"])
+    assert result.returncode == 0, result.stderr
+    code = destdir / "usr/lib/my-service/my_service"
+    assert (code / "exporters/__init__.py").read_text() == "NAME = 'csv'\n"
+    assert (code / "schema.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("prefix=relative/dir", "prefix='relative/dir' is relative; give an absolute path"),
+        ("sysconfdir=/etc/my dir", "a path with spaces or an empty one"),
+        ("unitdir=", "a path with spaces or an empty one"),
+    ],
+)
+def test_install_refuses_paths_it_cannot_write_into_init_files(
+    project: Path, setting: str, message: str
+) -> None:
+    result = run(["make", "-C", str(project), "install", "DESTDIR=/nonexistent", setting])
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_uninstall_removes_only_what_install_installed(tmp_path: Path) -> None:
+    project = render(tmp_path / "render", init_system="systemd")
+    destdir = tmp_path / "root"
+    admins = destdir / "etc/init.d/my-service"
+    admins.parent.mkdir(parents=True)
+    admins.write_text("#!/bin/sh\n# the admin's own\n")
+    paths = ["prefix=/usr", "unitdir=/lib/systemd/system"]
+    assert run(["make", "-C", str(project), "install", f"DESTDIR={destdir}", *paths]).returncode == 0
+    assert run(["make", "-C", str(project), "uninstall", f"DESTDIR={destdir}", *paths]).returncode == 0
+    left = {str(p.relative_to(destdir)) for p in destdir.rglob("*") if p.is_file()}
+    assert left == {"etc/init.d/my-service", "etc/my-service/my-service.conf", "etc/default/my-service"}
