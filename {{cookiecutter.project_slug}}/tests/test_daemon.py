@@ -243,10 +243,10 @@ def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path) -> None:
     code = (
         "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
         "os.environ['LISTEN_FDS'] = '1'; "
-        "os.execv(sys.executable, [sys.executable, '-m', '{{ cookiecutter.package_name }}', '--config', sys.argv[2]])"
+        "os.execv(sys.executable, [sys.executable, '-m', sys.argv[3], '--config', sys.argv[2]])"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", code, str(listener.fileno()), str(config)],
+        [sys.executable, "-c", code, str(listener.fileno()), str(config), health.__package__],
         env={**os.environ, "PYTHONPATH": str(SRC)},
         pass_fds=[listener.fileno()],
     )
