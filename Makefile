@@ -8,8 +8,8 @@ PYTEST_ARGS ?=
 # Debian packages the tests run for real; `make deps` installs them (as root).
 DEBIAN_PACKAGES := make dash shellcheck bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
-	daemontools runit openssh-server debootstrap systemd-container piuparts reprepro \
-	systemd curl strace
+	daemontools runit debootstrap systemd-container piuparts reprepro \
+	systemd strace
 BENCH_PACKAGES := dh-virtualenv
 DEPS_STAMP := $(VENV)/.deps-installed
 
