@@ -6,7 +6,6 @@ installed with apt as a user would. P4 (lintian) is the package tier's.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Supervisor, SysvRoot
+from service import CONFIG, NAME, PORT, health, log_lines, set_message
 from support import require_tool, run
 
 if TYPE_CHECKING:
@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.usefixtures("system_host")
 
-NAME = "my-service"
-CONFIG = f"/etc/{NAME}/{NAME}.conf"
-LOG = f"/var/log/{NAME}/{NAME}.log"
 PIDFILE = f"/run/{NAME}/{NAME}.pid"
 SERVICE_DIR = f"/etc/sv/{NAME}"
-PORT = 8080
 # Where P6 looks for anything the package left behind.
 WATCHED = ("/etc", "/var/lib", "/var/log", "/run")
 # What any package installed with apt leaves there: apt's state and logs, adduser's lock, and
@@ -63,17 +59,6 @@ def installed_version(root: SysvRoot) -> str:
     return ok(root.run(["dpkg-query", "-W", "-f", "${Version}", NAME])).stdout
 
 
-def log_lines(root: SysvRoot, pattern: str) -> list[str]:
-    return [line for line in root.path(LOG).read_text().splitlines() if re.search(pattern, line)]
-
-
-def health(root: SysvRoot) -> dict[str, object]:
-    reply = root.http_get(PORT, "/health")
-    assert reply.status == 200, reply
-    document: dict[str, object] = json.loads(reply.body)
-    return document
-
-
 def running_pid(root: SysvRoot) -> int:
     """The one daemon: the init script says it runs, and it is the one answering /health."""
     ok(root.run([f"/etc/init.d/{NAME}", "status"]))
@@ -81,12 +66,6 @@ def running_pid(root: SysvRoot) -> int:
     assert root.pids_of(NAME) == [pid]
     assert health(root)["pid"] == pid
     return pid
-
-
-def set_message(root: SysvRoot, message: str) -> str:
-    path = root.path(CONFIG)
-    path.write_text(re.sub(r"(?m)^message = .*$", f"message = {message}", path.read_text()))
-    return path.read_text()
 
 
 def tree(root: SysvRoot) -> set[str]:

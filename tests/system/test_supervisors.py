@@ -13,7 +13,6 @@ removed but not purged.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import struct
@@ -25,14 +24,12 @@ import harness
 import pytest
 import upstart
 from harness import Supervisor, SysvRoot
+from service import CONFIG, assert_unprivileged, health, log_lines, set_message
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
 SERVICE_DIR = "/etc/sv/my-service"
-CONFIG = "/etc/my-service/my-service.conf"
-LOG = "/var/log/my-service/my-service.log"
-PORT = 8080
 KINDS = ["daemontools", "runit"]
 HUP = {"daemontools": ("-h",), "runit": ("hup",)}
 DOWN = {"daemontools": ("-d",), "runit": ("down",)}
@@ -58,12 +55,6 @@ def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> 
 # --------------------------------------------------------------------------- helpers
 
 
-def log_lines(root: SysvRoot, pattern: str) -> list[str]:
-    path = root.path(LOG)
-    text = path.read_text() if path.exists() else ""
-    return [line for line in text.splitlines() if re.search(pattern, line)]
-
-
 def wait_ready(root: SysvRoot, pid: int) -> None:
     """The daemon's "ready" line: its signal handlers are installed from then on."""
     harness.wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
@@ -76,33 +67,6 @@ def start(
     pid = supervisor.wait_pid()
     wait_ready(root, pid)
     return supervisor, pid
-
-
-def health(root: SysvRoot) -> dict[str, object]:
-    reply = root.http_get(PORT, "/health")
-    assert reply.status == 200, reply
-    document: dict[str, object] = json.loads(reply.body)
-    return document
-
-
-def set_message(root: SysvRoot, message: str) -> None:
-    path = root.path(CONFIG)
-    path.write_text(re.sub(r"(?m)^message = .*$", f"message = {message}", path.read_text()))
-
-
-def user_ids(root: SysvRoot, user: str) -> tuple[int, int]:
-    uid = int(root.run(["id", "-u", user], check=True).stdout)
-    gid = int(root.run(["id", "-g", user], check=True).stdout)
-    return uid, gid
-
-
-def assert_unprivileged(root: SysvRoot, pid: int, user: str = "my-service") -> None:
-    status = root.status(pid)
-    assert status is not None, f"pid {pid} is gone"
-    uid, gid = user_ids(root, user)
-    assert uid != 0
-    assert set(status.uids) == {uid} and set(status.gids) == {gid}, status
-    assert status.cap_eff == 0, f"CapEff {status.cap_eff:#x}"
 
 
 # BSD process accounting (acct(2)), kept per PID namespace: the kernel's own record of how

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Container
+from service import assert_unprivileged
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -119,15 +120,6 @@ def service(systemd_container: Callable[..., Container], service_debs: ServiceDe
     pid = unit.wait_active()
     assert unit.health()["pid"] == pid
     return unit
-
-
-def assert_unprivileged(unit: Service, pid: int) -> None:
-    status = unit.container.status(pid)
-    assert status is not None, f"pid {pid} is gone"
-    uid, gid = unit.user_ids()
-    assert uid != 0
-    assert set(status.uids) == {uid} and set(status.gids) == {gid}, status
-    assert status.cap_eff == 0, f"CapEff {status.cap_eff:#x}"
 
 
 # --------------------------------------------------------------------------- supervision
@@ -348,12 +340,12 @@ def test_S6_unit_has_no_pidfile_and_a_mainpid_forged_by_the_service_user_is_refu
 def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_reload(service: Service) -> None:
     unit = service
     pid = unit.main_pid()
-    assert_unprivileged(unit, pid)
+    assert_unprivileged(unit.container, pid)
     unit.configure(message="after reload")
     assert unit.systemctl("reload", UNIT).returncode == 0
     harness.wait_until(lambda: unit.health()["message"] == "after reload", 5.0, what="the reload")
     assert unit.main_pid() == pid
-    assert_unprivileged(unit, pid)
+    assert_unprivileged(unit.container, pid)
 
 
 def test_ip_address_deny_of_the_unit_is_enforced_in_the_container(service: Service) -> None:

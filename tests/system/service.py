@@ -1,0 +1,49 @@
+"""What the system tests ask of the installed default service, in any root (a harness.Sandbox)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from harness import Sandbox
+
+NAME = "my-service"
+CONFIG = f"/etc/{NAME}/{NAME}.conf"
+LOG = f"/var/log/{NAME}/{NAME}.log"
+PORT = 8080
+
+
+def health(sandbox: Sandbox) -> dict[str, object]:
+    reply = sandbox.http_get(PORT, "/health")
+    assert reply.status == 200, reply
+    document: dict[str, object] = json.loads(reply.body)
+    return document
+
+
+def set_message(sandbox: Sandbox, message: str) -> str:
+    """Edit the `message` that /health returns, as an admin would; returns the new file."""
+    path = sandbox.path(CONFIG)
+    path.write_text(re.sub(r"(?m)^message = .*$", f"message = {message}", path.read_text()))
+    return path.read_text()
+
+
+def log_lines(sandbox: Sandbox, pattern: str) -> list[str]:
+    path = sandbox.path(LOG)
+    text = path.read_text() if path.exists() else ""
+    return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
+def user_ids(sandbox: Sandbox, user: str = NAME) -> tuple[int, int]:
+    uid = int(sandbox.run(["id", "-u", user], check=True).stdout)
+    gid = int(sandbox.run(["id", "-g", user], check=True).stdout)
+    return uid, gid
+
+
+def assert_unprivileged(sandbox: Sandbox, pid: int, user: str = NAME) -> None:
+    """V1: the process runs as the service user, not root, with no effective capability."""
+    status = sandbox.status(pid)
+    assert status is not None, f"pid {pid} is gone"
+    uid, gid = user_ids(sandbox, user)
+    assert uid != 0
+    assert set(status.uids) == {uid} and set(status.gids) == {gid}, status
+    assert status.cap_eff == 0, f"CapEff {status.cap_eff:#x}"
