@@ -2,7 +2,7 @@
 
 Signals only set flags; the main loop acts on them between requests, so a request in
 progress always completes:
-- TERM (or INT): stop and exit 0;
+- TERM (or INT): take no new client, answer those that have sent a request, exit 0;
 - HUP: re-read the config file; a broken one is logged and the old one kept;
 - USR1: reopen the log file (after logrotate has moved it).
 """
@@ -10,12 +10,14 @@ progress always completes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import selectors
 import signal
 import socket
 import sys
+import time
 
 from . import config, health
 
@@ -23,6 +25,8 @@ NAME = "{{ cookiecutter.project_slug }}"
 # The hooks refuse " and \ in free text: it needs no escaping between double quotes.
 DESCRIPTION = "{{ cookiecutter.description }}"
 log = logging.getLogger(__package__)
+# Open client connections at most; with the default limit of 1024 open files, room is left.
+MAX_CONNECTIONS = 512
 
 
 def notify(state: str) -> None:
@@ -47,7 +51,26 @@ def inherited_socket() -> socket.socket | None:
         return None
     for variable in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(variable, None)
-    return socket.socket(fileno=3)
+    sock = socket.socket(fileno=3)
+    if sock.type != socket.SOCK_STREAM:
+        raise OSError(f"the socket that systemd passed is not a stream socket: {sock.type!r}")
+    return sock
+
+
+class Throttle:
+    """True at most once a minute: a failure that recurs on every request is reported
+    when it starts, then once a minute while it lasts."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.last = -interval
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
 
 
 class ReopeningFileHandler(logging.FileHandler):
@@ -59,20 +82,32 @@ class ReopeningFileHandler(logging.FileHandler):
     set our file aside as *.backup, lines and all. A deleted file is made anew. A new
     file that cannot be opened is reported, and lines go on into the old one.
 
+    A log path that fails (EACCES, ELOOP, ENOSPC, its directory gone) never stops the
+    service: one line on stderr, throttled, instead of a traceback per request.
+
     logging.handlers.WatchedFileHandler reopens in both cases, and importing that
     module costs the daemon a tenth of its memory.
     """
 
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename, encoding="utf-8")
+        self.throttle = Throttle()
+
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is not None and self._replaced(self.stream.fileno()):
-            try:
+        try:
+            if self.stream is not None and self._replaced(self.stream.fileno()):
                 stream = self._open()
-            except OSError:
-                self.handleError(record)
-            else:
-                self.stream.close()
-                self.stream = stream
+                old, self.stream = self.stream, stream
+                old.close()
+        except OSError:
+            self.handleError(record)
         super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if self.throttle():
+            with contextlib.suppress(OSError):
+                error = sys.exc_info()[1]
+                print(f"{NAME}: cannot write to {self.baseFilename}: {error}", file=sys.stderr, flush=True)
 
     def _replaced(self, fd: int) -> bool:
         current = os.fstat(fd)
@@ -88,7 +123,7 @@ def open_log(cfg: config.Config) -> logging.Handler:
     if cfg.log_file == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
-        handler = ReopeningFileHandler(cfg.log_file, encoding="utf-8")
+        handler = ReopeningFileHandler(cfg.log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     return handler
 
@@ -97,10 +132,16 @@ def use_log(handler: logging.Handler, cfg: config.Config) -> None:
     """Log to handler from now on, at cfg's level; the old file is closed only now."""
     for old in list(log.handlers):
         log.removeHandler(old)
-        old.close()
+        with contextlib.suppress(OSError):  # a full disk fails the flush: nothing to save
+            old.close()
     log.addHandler(handler)
     log.setLevel(cfg.log_level.upper())
     log.propagate = False
+
+
+def peer_name(address: object) -> str:
+    """An IP peer's address; a Unix socket's peer has none, or a path."""
+    return str(address[0]) if isinstance(address, tuple) else str(address or "local")
 
 
 class Server:
@@ -110,37 +151,109 @@ class Server:
         self.cfg = cfg
         self.inherited = sock is not None
         self.socket = sock if sock is not None else health.listener(cfg)
+        self.socket.setblocking(False)
 
     @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.socket.getsockname()[:2]
-        return host, port
+    def address(self) -> str:
+        name = self.socket.getsockname()
+        return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
 
     def rebind(self, cfg: config.Config) -> None:
         """Listen on the new address first, then let go of the old one."""
-        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, self.address[1])):
+        port = self.socket.getsockname()[1] if not self.inherited else None
+        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, port)):
             return
         new = health.listener(cfg)
+        new.setblocking(False)
         self.socket.close()
         self.socket = new
 
-    def accept(self) -> None:
-        try:
-            conn, peer = self.socket.accept()
-        except OSError as err:
-            log.warning("accept: %s", err)
-            return
-        health.serve(conn, str(peer[0]), self.cfg)
-
 
 class Daemon:
+    """One selectors loop serves every client: each connection is a non-blocking socket
+    with a deadline, so no client, idle or slow, delays another. Beyond MAX_CONNECTIONS
+    open at once, new clients wait in the listening socket's backlog."""
+
     def __init__(self, config_path: str, cfg: config.Config) -> None:
         self.config_path = config_path
         self.pending: set[int] = set()
         self.server = Server(cfg, inherited_socket())
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[int, health.Connection] = {}  # by fd, oldest first
+        self.accepting = False
+        self.stopping = False
+        self.at_cap = Throttle()
 
     def handle_signal(self, signum: int, _frame: object) -> None:
         self.pending.add(signum)
+
+    def listen(self, accepting: bool) -> None:
+        if accepting != self.accepting:
+            if accepting:
+                self.selector.register(self.server.socket, selectors.EVENT_READ, self.server)
+            else:
+                self.selector.unregister(self.server.socket)
+            self.accepting = accepting
+
+    def accept(self) -> None:
+        while len(self.connections) < MAX_CONNECTIONS:
+            try:
+                sock, address = self.server.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as err:
+                log.warning("accept: %s", err)
+                return
+            conn = health.Connection(sock, peer_name(address), time.monotonic() + health.TIMEOUT)
+            self.connections[sock.fileno()] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+        self.listen(False)
+        if self.at_cap():
+            log.warning("%d connections open, the most allowed: new ones wait", MAX_CONNECTIONS)
+
+    def serve(self, conn: health.Connection, events: int) -> None:
+        try:
+            if events & selectors.EVENT_READ and not conn.receive(self.server.cfg):
+                return
+            # Most replies fit in the socket's buffer: send at once, wait only for the rest.
+            if not conn.send():
+                self.selector.modify(conn.socket, selectors.EVENT_WRITE, conn)
+                return
+        except OSError as err:
+            self.close(conn, str(err))
+            return
+        self.close(conn)
+
+    def close(self, conn: health.Connection, error: str = "") -> None:
+        self.selector.unregister(conn.socket)
+        del self.connections[conn.socket.fileno()]
+        conn.socket.close()
+        if error:
+            log.info("%s: %s", conn.peer, error)
+        else:
+            log.info("%s %r %d", conn.peer, conn.request_line, conn.status)
+        if not self.stopping:
+            self.listen(True)
+
+    def expire(self) -> float | None:
+        """Close the connections past their deadline; seconds until the next deadline."""
+        now = time.monotonic()
+        for conn in list(self.connections.values()):
+            if conn.deadline > now:
+                return conn.deadline - now
+            self.close(conn, f"request not complete within {health.TIMEOUT} s")
+        return None
+
+    def stop(self, signum: int) -> None:
+        """Take no new client, drop those that have sent nothing, finish the others."""
+        notify("STOPPING=1")
+        log.info("stopping on %s", signal.Signals(signum).name)
+        self.stopping = True
+        self.listen(False)
+        self.server.socket.close()
+        for conn in list(self.connections.values()):
+            if not conn.received:
+                self.close(conn, "closed unanswered: stopping")
 
     def reload(self) -> None:
         """Apply the config file again, all of it or, when any part fails, none."""
@@ -150,12 +263,16 @@ class Daemon:
         except (config.ConfigError, OSError) as err:
             log.error("reload failed, keeping the running configuration: %s", err)
             return
+        accepting = self.accepting
+        self.listen(False)
         try:
             self.server.rebind(cfg)
         except OSError as err:
             handler.close()
             log.error("reload failed, keeping the running configuration: %s", err)
             return
+        finally:
+            self.listen(accepting)
         self.server.cfg = cfg
         use_log(handler, cfg)
         log.info("reloaded %s", self.config_path)
@@ -169,40 +286,40 @@ class Daemon:
         use_log(handler, self.server.cfg)
         log.info("log file reopened")
 
+    def handle_signals(self) -> None:
+        while self.pending:
+            signum = min(self.pending)
+            self.pending.discard(signum)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                if not self.stopping:
+                    self.stop(signum)
+            elif signum == signal.SIGHUP:
+                self.reload()
+            elif signum == signal.SIGUSR1:
+                self.reopen_log()
+
     def run(self) -> int:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self.handle_signal)
-        selector = selectors.DefaultSelector()
-        selector.register(wake_read, selectors.EVENT_READ)
-        selector.register(self.server.socket, selectors.EVENT_READ)
-        host, port = self.server.address
-        log.info("ready: listening on %s:%s, pid %d", host, port, os.getpid())
+        self.selector.register(wake_read, selectors.EVENT_READ)
+        self.listen(True)
+        log.info("ready: listening on %s, pid %d", self.server.address, os.getpid())
         notify("READY=1")
-        while True:
-            for key, _ in selector.select():
-                if key.fd == wake_read:
+        timeout = None
+        while not self.stopping or self.connections:
+            for key, events in self.selector.select(timeout):
+                if key.data is None:
                     while os.read(wake_read, 512) == 512:
                         pass
+                elif key.data is self.server:
+                    self.accept()
                 else:
-                    self.server.accept()
-            while self.pending:
-                signum = min(self.pending)
-                self.pending.discard(signum)
-                if signum in (signal.SIGTERM, signal.SIGINT):
-                    notify("STOPPING=1")
-                    log.info("stopping on %s", signal.Signals(signum).name)
-                    self.server.socket.close()
-                    return 0
-                if signum == signal.SIGHUP:
-                    old = self.server.socket
-                    self.reload()
-                    if self.server.socket is not old:
-                        selector.unregister(old)
-                        selector.register(self.server.socket, selectors.EVENT_READ)
-                elif signum == signal.SIGUSR1:
-                    self.reopen_log()
+                    self.serve(key.data, events)
+            self.handle_signals()
+            timeout = self.expire()
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

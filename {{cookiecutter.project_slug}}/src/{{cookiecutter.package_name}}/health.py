@@ -7,15 +7,13 @@ package); one short request per connection needs none of it.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
-import time
 
 from . import config
 
-log = logging.getLogger(__package__)
 MAX_REQUEST = 8192
+# The whole exchange, request and reply, must be over within TIMEOUT seconds.
 TIMEOUT = 5.0
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
@@ -26,28 +24,12 @@ def listener(cfg: config.Config) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((cfg.listen, cfg.port))
-        sock.listen(64)
+        # Room for a burst of clients while all our connections are in use.
+        sock.listen(socket.SOMAXCONN)
     except OSError:
         sock.close()
         raise
     return sock
-
-
-def read_request_line(conn: socket.socket) -> str:
-    """The request's first line; the whole request must arrive within TIMEOUT, so that
-    a client sending a byte at a time holds the daemon up no longer than that."""
-    deadline = time.monotonic() + TIMEOUT
-    data = b""
-    while b"\n\r\n" not in data and b"\n\n" not in data and len(data) < MAX_REQUEST:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"request not complete within {TIMEOUT} s")
-        conn.settimeout(left)
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\n", 1)[0].decode("latin-1").strip()
 
 
 def respond(request_line: str, cfg: config.Config) -> tuple[int, dict[str, object]]:
@@ -62,19 +44,42 @@ def respond(request_line: str, cfg: config.Config) -> tuple[int, dict[str, objec
     return 200, {"status": "ok", "message": cfg.message, "pid": os.getpid()}
 
 
-def serve(conn: socket.socket, peer: str, cfg: config.Config) -> None:
-    """Answer one request on conn, log it, close conn."""
-    with conn:
-        try:
-            request_line = read_request_line(conn)
-            status, document = respond(request_line, cfg)
-            body = json.dumps(document).encode()
-            head = (
-                f"HTTP/1.0 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            conn.sendall(head.encode() + (b"" if request_line.startswith("HEAD ") else body))
-        except OSError as err:
-            log.info("%s: %s", peer, err)
-            return
-    log.info("%s %r %d", peer, request_line, status)
+def reply(request_line: str, cfg: config.Config) -> tuple[int, bytes]:
+    status, document = respond(request_line, cfg)
+    body = json.dumps(document).encode()
+    head = (
+        f"HTTP/1.0 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return status, head.encode() + (b"" if request_line.startswith("HEAD ") else body)
+
+
+class Connection:
+    """One client on a non-blocking socket: its request as it arrives, then the reply
+    as the client takes it. Each call does what the socket allows without waiting."""
+
+    def __init__(self, sock: socket.socket, peer: str, deadline: float) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self.peer = peer
+        self.deadline = deadline
+        self.received = b""
+        self.outgoing = b""
+        self.request_line = ""
+        self.status = 0
+
+    def receive(self, cfg: config.Config) -> bool:
+        """Read what has arrived; True once the request is complete and the reply is ready."""
+        chunk = self.socket.recv(MAX_REQUEST - len(self.received))
+        self.received += chunk
+        data = self.received
+        if chunk and b"\n\r\n" not in data and b"\n\n" not in data and len(data) < MAX_REQUEST:
+            return False
+        self.request_line = data.split(b"\n", 1)[0].decode("latin-1").strip()
+        self.status, self.outgoing = reply(self.request_line, cfg)
+        return True
+
+    def send(self) -> bool:
+        """Send what the socket takes; True once the whole reply has gone."""
+        self.outgoing = self.outgoing[self.socket.send(self.outgoing) :]
+        return not self.outgoing
