@@ -10,6 +10,7 @@ tests run as root, as nobody, with Debian's python3 and a copy of src/ that nobo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from support import render
@@ -67,6 +69,26 @@ def workdir(src: Path, tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+class Limits(NamedTuple):
+    max_connections: int
+    timeout: float
+
+
+@pytest.fixture(scope="module")
+def limits(src: Path) -> Limits:
+    """The daemon's own cap on open connections, and its deadline for each."""
+    code = "from my_service import daemon, health; print(daemon.MAX_CONNECTIONS, health.TIMEOUT)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    cap, timeout = result.stdout.split()
+    return Limits(int(cap), float(timeout))
+
+
 class Daemon:
     def __init__(self, src: Path, workdir: Path) -> None:
         self.log_dir = workdir / "log"
@@ -85,22 +107,14 @@ class Daemon:
                 stderr=stderr,
                 **owner,  # type: ignore[arg-type]
             )
-        ready = wait_for(lambda: READY.search(self.read_log()), 10.0, "the ready line")
+        try:
+            ready = wait_for(lambda: READY.search(self.read_log()), 10.0, "the ready line")
+        except AssertionError:
+            self.process.kill()
+            self.process.wait()
+            raise
         self.port = int(ready.group(1))
         assert int(ready.group(2)) == self.process.pid
-        self.module = subprocess.run(
-            [sys.executable, "-c", "from my_service import daemon, health; "
-             "print(daemon.MAX_CONNECTIONS, health.TIMEOUT)"],
-            env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-
-    @property
-    def max_connections(self) -> int:
-        return int(self.module[0])
-
-    @property
-    def timeout(self) -> float:
-        return float(self.module[1])
 
     def read_log(self) -> str:
         try:
@@ -133,6 +147,10 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str):  # typ
             return result
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
 def get(port: int, target: str = "/health", timeout: float = 5.0) -> bytes:
@@ -198,10 +216,10 @@ def at_once(port: int, count: int, timeout: float) -> list[bytes]:
 
 
 def test_C1_idle_and_slowloris_clients_delay_no_health_check_and_are_closed_at_their_deadline(
-    daemon: Daemon,
+    daemon: Daemon, limits: Limits
 ) -> None:
-    idle = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(200)]
-    slow = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(50)]
+    idle = [connect(daemon.port) for _ in range(200)]
+    slow = [connect(daemon.port) for _ in range(50)]
     stop = threading.Event()
 
     def drip() -> None:  # a header byte every 0.2 s: a request that never ends
@@ -209,10 +227,8 @@ def test_C1_idle_and_slowloris_clients_delay_no_health_check_and_are_closed_at_t
             conn.sendall(b"GET /health HTTP/1.0\r\n")
         while not stop.wait(0.2):
             for conn in slow:
-                try:
+                with contextlib.suppress(OSError):
                     conn.send(b"X")
-                except OSError:
-                    pass
 
     dripping = threading.Thread(target=drip)
     dripping.start()
@@ -220,21 +236,21 @@ def test_C1_idle_and_slowloris_clients_delay_no_health_check_and_are_closed_at_t
         latencies = []
         for n in range(50):
             began = time.monotonic()
-            reply = get(daemon.port, f"/health?C1={n}", timeout=daemon.timeout)
+            reply = get(daemon.port, f"/health?C1={n}", timeout=limits.timeout)
             latencies.append(time.monotonic() - began)
             assert reply.startswith(b"HTTP/1.0 200 OK\r\n"), reply
-        closed = [closed_by_peer(conn, daemon.timeout + 5) for conn in idle + slow]
+        closed = [closed_by_peer(conn, limits.timeout + 5) for conn in idle + slow]
     finally:
         stop.set()
         dripping.join()
         for conn in idle + slow:
             conn.close()
     p99 = statistics.quantiles(latencies, n=100)[98]
-    print(f"\nFIGURE C1: /health with 200 idle + 50 slowloris open: p50 {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms")  # fmt: skip
-    assert max(latencies) < daemon.timeout / 2, "a check waited for another client's deadline"
+    p50 = statistics.median(latencies)
+    print(f"\nFIGURE C1: /health, 200 idle + 50 slowloris: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    assert max(latencies) < limits.timeout / 2, "a check waited for another client's deadline"
     assert closed.count(True) == 250, "every idle and slowloris client is closed at its deadline"
-    expired = f"request not complete within {daemon.timeout} s"
+    expired = f"request not complete within {limits.timeout} s"
     wait_for(lambda: daemon.read_log().count(expired) == 250, 5.0, "250 lines: closed at the deadline")
     assert len(re.findall(r"'GET /health\?C1=\d+ HTTP/1.0' 200", daemon.read_log())) == 50
     assert daemon.stop() == 0
@@ -264,25 +280,25 @@ def status_rss_kb(pid: int) -> int:
 
 
 def test_C3_past_the_connection_cap_health_is_answered_the_cap_logged_once_and_nothing_leaks(
-    daemon: Daemon,
+    daemon: Daemon, limits: Limits
 ) -> None:
-    raise_open_files_limit(daemon.max_connections + 512)
+    raise_open_files_limit(limits.max_connections + 512)
     baseline, rss_before = daemon.fds(), status_rss_kb(daemon.process.pid)
-    warning = f"{daemon.max_connections} connections open, the most allowed"
-    clients = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(daemon.max_connections + 100)]
+    warning = f"{limits.max_connections} connections open, the most allowed"
+    clients = [connect(daemon.port) for _ in range(limits.max_connections + 100)]
     try:
         wait_for(lambda: warning in daemon.read_log(), 5.0, "the cap's warning")
-        assert daemon.fds() == baseline + daemon.max_connections
+        assert daemon.fds() == baseline + limits.max_connections
         # Hit the cap again: 20 of the first clients leave, 20 waiting ones take their places.
         for conn in clients[:20]:
             conn.close()
         wait_for(lambda: daemon.read_log().count("'' 400") == 20, 5.0, "20 empty requests answered")
-        reply = get(daemon.port, "/health?C3", timeout=3 * daemon.timeout)
+        reply = get(daemon.port, "/health?C3", timeout=3 * limits.timeout)
         assert reply.startswith(b"HTTP/1.0 200 OK\r\n"), reply
     finally:
         for conn in clients:
             conn.close()
-    wait_for(lambda: daemon.fds() == baseline, daemon.timeout + 5, f"the daemon's fds back to {baseline}")
+    wait_for(lambda: daemon.fds() == baseline, limits.timeout + 5, f"the daemon's fds back to {baseline}")
     assert daemon.read_log().count(warning) == 1
     rss_after = status_rss_kb(daemon.process.pid)
     print(f"\nFIGURE C3: RSS {rss_before} kB before, {rss_after} kB after {len(clients)} connections")
