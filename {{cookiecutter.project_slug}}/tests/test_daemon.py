@@ -109,16 +109,42 @@ def test_listens_on_ipv6_loopback(tmp_path: Path) -> None:
         assert process.wait(timeout=5) == 0
 
 
-def test_a_slow_client_holds_the_daemon_up_no_longer_than_the_request_timeout(service: Service) -> None:
+def still_open(conn: socket.socket) -> bool:
+    """Whether the daemon has not closed conn (an end of file is there to read once it has)."""
+    conn.setblocking(False)
+    try:
+        return conn.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    finally:
+        conn.setblocking(True)
+
+
+def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(service: Service) -> None:
     with socket.create_connection(("127.0.0.1", service.port)) as slow:
         slow.sendall(b"G")
-        started = time.monotonic()
-        url = f"http://127.0.0.1:{service.port}/health"
-        with urllib.request.urlopen(url, timeout=health.TIMEOUT + 2) as response:
-            assert response.status == 200
-        assert time.monotonic() - started < health.TIMEOUT + 2
+        assert service.health()["pid"] == service.process.pid
+        assert still_open(slow), "/health was answered only once the slow client's time was up"
         slow.settimeout(health.TIMEOUT + 2)
         assert slow.recv(100) == b""
+
+
+def test_sigterm_lets_a_request_in_progress_finish_and_drops_idle_clients(service: Service) -> None:
+    idle = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    busy = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    with idle, busy:
+        busy.sendall(b"GET /health HTTP/1.0\r\n")
+        # Answered after busy's first line arrived: the daemon has read it by now.
+        service.health()
+        service.signal(signal.SIGTERM)
+        wait_for(lambda: "stopping on SIGTERM" in service.read_log())
+        assert idle.recv(100) == b""
+        busy.sendall(b"\r\n")
+        reply = b""
+        while chunk := busy.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert service.process.wait(timeout=5) == 0
 
 
 def test_unknown_path_is_404(service: Service) -> None:
@@ -232,11 +258,22 @@ def test_stop_succeeds_after_the_notify_socket_went_away(tmp_path: Path) -> None
     assert "stopping on SIGTERM" in svc.read_log()
 
 
-def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+def get_over(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_UNIX], ids=["inet", "unix"])
+def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path, family: socket.AddressFamily) -> None:
+    address = ("127.0.0.1", 0) if family == socket.AF_INET else str(tmp_path / "health.sock")
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind(address)
     listener.listen()
-    port = listener.getsockname()[1]
+    address = listener.getsockname()
+    shown = f"{address[0]}:{address[1]}" if family == socket.AF_INET else address
     config = tmp_path / "service.conf"
     write_config(config, tmp_path / "service.log")
     # LISTEN_PID must name the daemon itself: set it in the child, just before exec.
@@ -253,9 +290,13 @@ def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path) -> None:
     try:
         listener.close()
         log = tmp_path / "service.log"
-        wait_for(lambda: log.exists() and f":{port}, pid" in log.read_text(encoding="utf-8"))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            assert json.load(response)["pid"] == process.pid
+        wait_for(lambda: log.exists() and f"listening on {shown}, pid" in log.read_text(encoding="utf-8"))
+        for _ in range(2):
+            with socket.socket(family, socket.SOCK_STREAM) as client:
+                client.settimeout(5)
+                client.connect(address)
+                reply = get_over(client)
+            assert reply.startswith(b"HTTP/1.0 200 OK\r\n") and f'"pid": {process.pid}'.encode() in reply
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0
