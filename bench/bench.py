@@ -1,4 +1,5 @@
-"""Measure `make deb` of the default generated project against its floor and its peer.
+"""Measure `make deb` of the default generated project, and its daemon under load, against
+their floors and their peers.
 
 In one run on this machine, the median wall time of several runs of:
 - `make deb`, cold (after `make clean`);
@@ -7,29 +8,62 @@ In one run on this machine, the median wall time of several runs of:
 - the floor: `dpkg-deb --build --root-owner-group` of the same staged tree;
 - dh-virtualenv (`--builtin-venv`, `--buildsystem=none`) building the same app;
 then the sizes of the two .debs, and of the installed daemon: start to READY=1, and
-idle RSS. Prints a table with the ratios and the goals, and writes it to
-bench/results.md. Not a test: `make bench` in the template repository runs it.
+idle RSS. Then the daemon's /health under load, beside the standard library's
+ThreadingHTTPServer serving the same document (the peer a user would reach for), both on
+loopback under Debian's python3: latency with 200 idle and 50 slowloris connections open,
+1000 clients at once, RSS idle, under that load and after it. Prints tables with the ratios
+and the goals, and writes them to bench/results.md. Not a test: `make bench` in the template
+repository runs it; `bench.py --serving` measures the daemon under load only (seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
+import re
+import selectors
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.md"
+SERVING_HEADING = "# The daemon under load"
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The peer: ThreadingHTTPServer answering GET /health with the daemon's document, with the
+# daemon's deadline per socket operation and room for a burst in its listen backlog.
+PEER = r"""
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Health(BaseHTTPRequestHandler):
+    timeout = 5
+
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "message": "ok", "pid": os.getpid()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 4096
+
+server = Server(("127.0.0.1", 0), Health)
+print(f"ready: listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+server.serve_forever()
+"""
 
 DHV_RULES = """#!/usr/bin/make -f
 %:
@@ -168,6 +202,219 @@ def daemon_figures(deb: Path, slug: str, workdir: Path, runs: int) -> tuple[floa
     return statistics.median(ready_times), rss
 
 
+READY = re.compile(r"ready: listening on 127\.0\.0\.1:(\d+)")
+REQUEST = b"GET /health HTTP/1.0\r\n\r\n"
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+def get(port: int) -> float:
+    """Seconds for one GET /health on a connection of its own."""
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(REQUEST)
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    if b" 200 OK\r\n" not in reply.split(b"\n", 1)[0] + b"\n":
+        sys.exit(f"bench: /health answered {reply[:100]!r}")
+    return time.perf_counter() - start
+
+
+def latencies_with_idle_and_slow_clients(port: int, requests: int) -> list[float]:
+    """GET /health `requests` times, one after the other, while 200 clients that send
+    nothing and 50 that send a header byte every 0.2 s stay connected."""
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+    stop = threading.Event()
+
+    def drip() -> None:
+        for conn in slow:
+            conn.sendall(b"GET /health HTTP/1.0\r\n")
+        while not stop.wait(0.2):
+            for conn in slow:
+                with contextlib.suppress(OSError):
+                    conn.send(b"X")
+
+    dripping = threading.Thread(target=drip)
+    dripping.start()
+    try:
+        return [get(port) for _ in range(requests)]
+    finally:
+        stop.set()
+        dripping.join()
+        for conn in idle + slow:
+            conn.close()
+
+
+def at_once(port: int, count: int) -> tuple[int, float]:
+    """`count` clients connected at the same time, each sending GET /health: how many were
+    answered with 200, and the seconds until the last reply."""
+    selector = selectors.DefaultSelector()
+    replies: dict[socket.socket, bytes] = {}
+    start = time.perf_counter()
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        selector.register(sock, selectors.EVENT_WRITE)
+        replies[sock] = b""
+    deadline = time.monotonic() + 60
+    while selector.get_map() and time.monotonic() < deadline:
+        for key, events in selector.select(1.0):
+            sock = key.fileobj  # type: ignore[assignment]
+            try:
+                if events & selectors.EVENT_WRITE:
+                    sock.send(REQUEST)
+                    selector.modify(sock, selectors.EVENT_READ)
+                    continue
+                chunk = sock.recv(4096)
+            except OSError:
+                chunk = b""
+            replies[sock] += chunk
+            if not chunk:
+                selector.unregister(sock)
+    took = time.perf_counter() - start
+    for sock in replies:
+        sock.close()
+    selector.close()
+    return sum(reply.startswith(b"HTTP/1.0 200 OK\r\n") for reply in replies.values()), took
+
+
+class PeakRss(threading.Thread):
+    """The highest VmRSS of a process while it runs, sampled every 5 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.005):
+            self.peak = max(self.peak, rss_kb(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.join()
+
+
+@dataclass
+class Serving:
+    idle_rss: int  # kB
+    p50: float
+    p99: float
+    burst: float  # seconds for `count` clients at once, median
+    answered: int  # of the last burst
+    peak_rss: int  # kB
+    back_to_idle: float | None  # seconds after the bursts; None: not within 5 s
+
+
+def serving(command: list[str], env: dict[str, str], output: Path, count: int, runs: int) -> Serving:
+    """Start a server that logs READY into `output`, then load it."""
+    with output.open("w") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not (ready := READY.search(output.read_text())):
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"bench: {command} did not get ready: {output.read_text()[-2000:]}")
+            time.sleep(0.02)
+        port = int(ready.group(1))
+        get(port)
+        time.sleep(1)
+        idle_rss = rss_kb(server.pid)
+        latencies = latencies_with_idle_and_slow_clients(port, 200)
+        time.sleep(1)
+        with PeakRss(server.pid) as peak:
+            bursts = [at_once(port, count) for _ in range(runs)]
+        settled = time.monotonic()
+        back_to_idle = None
+        while time.monotonic() - settled < 5:
+            if rss_kb(server.pid) <= idle_rss + 1024:
+                back_to_idle = time.monotonic() - settled
+                break
+            time.sleep(0.05)
+        return Serving(
+            idle_rss=idle_rss,
+            p50=statistics.median(latencies),
+            p99=statistics.quantiles(latencies, n=100)[98],
+            burst=statistics.median(took for _, took in bursts),
+            answered=bursts[-1][0],
+            peak_rss=peak.peak,
+            back_to_idle=back_to_idle,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def serving_report(workdir: Path, project: Path, runs: int) -> list[str]:
+    """The daemon under load beside ThreadingHTTPServer, as lines of results.md."""
+    count = 1000
+    src = project / "src"
+    package = next(src.iterdir()).name
+    config = workdir / "serving.conf"
+    log = workdir / "serving.log"
+    config.write_text(f"[service]\nlisten = 127.0.0.1\nport = 0\nlog_file = {log}\n")
+    sh([SYSTEM_PYTHON, "-m", "compileall", "-q", str(src)])
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    ours = serving([SYSTEM_PYTHON, "-m", package, "--config", str(config)], env, log, count, runs)
+    peer_script = workdir / "peer.py"
+    peer_script.write_text(PEER)
+    peer = serving([SYSTEM_PYTHON, str(peer_script)], dict(os.environ), workdir / "peer.log", count, runs)
+
+    def back(result: Serving) -> str:
+        return f"{result.back_to_idle:.2f} s" if result.back_to_idle is not None else "not within 5 s"
+
+    rows = [(f"the daemon (`{package}`, logging every request)", ours), ("ThreadingHTTPServer", peer)]
+    checks = [
+        ("/health p99, 200 idle + 50 slowloris", f"{ours.p99 * 1000:.1f} ms", "<= 50 ms", ours.p99 <= 0.05),
+        (f"{count} clients at once, all answered", f"{ours.burst:.3f} s", "<= 2 s",
+         ours.burst <= 2 and ours.answered == count),
+        ("RSS under that load", f"{ours.peak_rss / 1024:.1f} MB", "<= 20 MB", ours.peak_rss <= 20 * 1024),
+        ("RSS back to idle (+1 MB) after it", back(ours), "<= 5 s", ours.back_to_idle is not None),
+        ("idle RSS", f"{ours.idle_rss / 1024:.1f} MB", "<= 15 MB", ours.idle_rss <= 15 * 1024),
+        ("requests/s at once: daemon / ThreadingHTTPServer", f"{peer.burst / ours.burst:.1f}x", ">= 2x",
+         peer.burst >= 2 * ours.burst),
+        ("RSS under load: daemon / ThreadingHTTPServer", f"{ours.peak_rss / peer.peak_rss:.2f}x", "<= 0.5x",
+         ours.peak_rss <= 0.5 * peer.peak_rss),
+    ]  # fmt: skip
+    return [
+        SERVING_HEADING,
+        "",
+        f"/health on loopback under {SYSTEM_PYTHON}; latency over 200 requests, one after the other; "
+        f"{count} clients at once, median of {runs} bursts. Alone: `bench/bench.py --serving`.",
+        "",
+        f"| server | idle RSS | /health p50 / p99 (200 idle + 50 slowloris) | {count} at once "
+        "| answered | peak RSS | back to idle |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {r.idle_rss / 1024:.1f} MB | {r.p50 * 1000:.1f} / {r.p99 * 1000:.1f} ms "
+            f"| {r.burst:.3f} s | {r.answered} | {r.peak_rss / 1024:.1f} MB | {back(r)} |"
+            for name, r in rows
+        ),
+        "",
+        "| goal | measured | target | met |",
+        "|---|---:|---:|:---:|",
+        *goal_rows(checks),
+        "",
+    ]
+
+
+def goal_rows(checks: list[tuple[str, str, str, bool]]) -> list[str]:
+    return [
+        f"| {what} | {value} | {target} | {'yes' if ok else '**no**'} |" for what, value, target, ok in checks
+    ]
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -189,7 +436,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each build (default 5)")
     parser.add_argument("--dhv-runs", type=int, default=3, help="runs of the dh-virtualenv build (default 3)")
+    parser.add_argument("--bursts", type=int, default=5, help="bursts of 1000 clients at once (default 5)")
+    parser.add_argument("--serving", action="store_true", help="measure the daemon under load only")
     args = parser.parse_args()
+    if args.serving:
+        with tempfile.TemporaryDirectory(prefix="platform-skel-bench-") as tmp:
+            serving_lines = serving_report(Path(tmp), render(Path(tmp)), args.bursts)
+        build_part = (
+            RESULTS.read_text(encoding="utf-8").split(SERVING_HEADING, 1)[0] if RESULTS.exists() else ""
+        )
+        report = "\n".join(serving_lines)
+        print(report)
+        RESULTS.write_text(build_part + report, encoding="utf-8")
+        return 0
     for tool in ("make", "dpkg-buildpackage", "dpkg-deb", "dh_virtualenv", SYSTEM_PYTHON):
         if shutil.which(tool) is None:
             sys.exit(
@@ -228,6 +487,7 @@ def main() -> int:
             sys.exit(f"bench: the dh-virtualenv package lacks /opt/venvs/{slug}/bin/{slug}")
 
         ready, rss = daemon_figures(deb, slug, workdir, args.runs)
+        serving_lines = serving_report(workdir, project, args.bursts)
         ours_size, dhv_size = deb.stat().st_size, dhv_deb.stat().st_size
 
     checks = [
@@ -264,11 +524,9 @@ def main() -> int:
         "",
         "| goal | measured | target | met |",
         "|---|---:|---:|:---:|",
-        *(
-            f"| {what} | {value} | {target} | {'yes' if ok else '**no**'} |"
-            for what, value, target, ok in checks
-        ),
+        *goal_rows(checks),
         "",
+        *serving_lines,
     ]
     report = "\n".join(lines)
     print(report)
