@@ -447,7 +447,7 @@ def main() -> int:
         )
         report = "\n".join(serving_lines)
         print(report)
-        RESULTS.write_text(build_part + report, encoding="utf-8")
+        RESULTS.write_text(f"{build_part.rstrip()}\n\n{report}".lstrip(), encoding="utf-8")
         return 0
     for tool in ("make", "dpkg-buildpackage", "dpkg-deb", "dh_virtualenv", SYSTEM_PYTHON):
         if shutil.which(tool) is None:

@@ -54,6 +54,7 @@ def inherited_socket() -> socket.socket | None:
     sock = socket.socket(fileno=3)
     if sock.type != socket.SOCK_STREAM:
         raise OSError(f"the socket that systemd passed is not a stream socket: {sock.type!r}")
+    sock.setblocking(False)
     return sock
 
 
@@ -151,7 +152,6 @@ class Server:
         self.cfg = cfg
         self.inherited = sock is not None
         self.socket = sock if sock is not None else health.listener(cfg)
-        self.socket.setblocking(False)
 
     @property
     def address(self) -> str:
@@ -160,11 +160,12 @@ class Server:
 
     def rebind(self, cfg: config.Config) -> None:
         """Listen on the new address first, then let go of the old one."""
-        port = self.socket.getsockname()[1] if not self.inherited else None
-        if self.inherited or (cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, port)):
+        if self.inherited:
+            return
+        port = self.socket.getsockname()[1]
+        if cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, port):
             return
         new = health.listener(cfg)
-        new.setblocking(False)
         self.socket.close()
         self.socket = new
 

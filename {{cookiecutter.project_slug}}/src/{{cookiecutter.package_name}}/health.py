@@ -19,6 +19,7 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 
 
 def listener(cfg: config.Config) -> socket.socket:
+    """A non-blocking socket listening on cfg's address."""
     family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -26,6 +27,7 @@ def listener(cfg: config.Config) -> socket.socket:
         sock.bind((cfg.listen, cfg.port))
         # Room for a burst of clients while all our connections are in use.
         sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
     except OSError:
         sock.close()
         raise
@@ -70,7 +72,10 @@ class Connection:
 
     def receive(self, cfg: config.Config) -> bool:
         """Read what has arrived; True once the request is complete and the reply is ready."""
-        chunk = self.socket.recv(MAX_REQUEST - len(self.received))
+        try:
+            chunk = self.socket.recv(MAX_REQUEST - len(self.received))
+        except BlockingIOError:  # woken for nothing
+            return False
         self.received += chunk
         data = self.received
         if chunk and b"\n\r\n" not in data and b"\n\n" not in data and len(data) < MAX_REQUEST:
@@ -81,5 +86,8 @@ class Connection:
 
     def send(self) -> bool:
         """Send what the socket takes; True once the whole reply has gone."""
-        self.outgoing = self.outgoing[self.socket.send(self.outgoing) :]
+        try:
+            self.outgoing = self.outgoing[self.socket.send(self.outgoing) :]
+        except BlockingIOError:  # its buffer is full: wait until it takes more
+            pass
         return not self.outgoing
