@@ -49,14 +49,17 @@ REOPENED = "INFO log file reopened"
 
 # Requests one after the other, as fast as the daemon answers, until the stop file exists;
 # prints how many it made. Each one is a line in the daemon's log, numbered CLIENT_ID.SEQ.
+# A slow client sends each request line, then waits PAUSE seconds before the blank line.
 CLIENT = r"""
-import os, socket, sys
-port, stop, client = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+import os, socket, sys, time
+port, stop, client, pause = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 seq = 0
 while not os.path.exists(stop):
     seq += 1
     with socket.create_connection(("127.0.0.1", port)) as conn:
-        conn.sendall(b"GET /health?seq=%d.%d HTTP/1.0\r\n\r\n" % (client, seq))
+        conn.sendall(b"GET /health?seq=%d.%d HTTP/1.0\r\n" % (client, seq))
+        time.sleep(pause)
+        conn.sendall(b"\r\n")
         reply = b""
         while chunk := conn.recv(4096):
             reply += chunk
@@ -117,15 +120,17 @@ def http_seq(root: SysvRoot, marker: str) -> None:
 
 
 class Clients:
-    """`count` CLIENTs inside the root, all at once."""
+    """CLIENTs inside the root, all at once: one for each pause (0: at full speed)."""
 
-    def __init__(self, root: SysvRoot, count: int) -> None:
+    def __init__(self, root: SysvRoot, pauses: list[float]) -> None:
         self.root = root
         self.stop_file = "/run/client.stop"
         root.write_file("/usr/local/lib/client.py", CLIENT)
         self.processes = [
-            root.spawn(["python3", "-I", "/usr/local/lib/client.py", str(PORT), self.stop_file, str(client)])
-            for client in range(count)
+            root.spawn(
+                ["python3", "-I", "/usr/local/lib/client.py", str(PORT), self.stop_file, str(n), str(pause)]
+            )
+            for n, pause in enumerate(pauses)
         ]
 
     def finish(self) -> set[tuple[int, int]]:
@@ -156,17 +161,19 @@ def directives(config: str) -> list[str]:
 
 
 ROTATIONS = 12
-CLIENTS = 4
+# Three clients at full speed and a slow one, which a daemon serving one client at a time
+# would let hold up the others for 50 ms on each of its requests.
+PAUSES = [0.0, 0.0, 0.0, 0.05]
 BYTES_PER_FILE = 340_000  # ~4,200 lines in each file before it is rotated
 LINES = 50_000
 
 
-def test_R1_every_line_exactly_once_across_12_forced_rotations_from_4_clients_at_full_speed(
+def test_R1_every_line_exactly_once_across_12_forced_rotations_from_4_clients_at_once(
     root: SysvRoot,
 ) -> None:
     config = root.path(CONF).read_text()
     assert "copytruncate" not in directives(config) and "create" in directives(config)
-    clients = Clients(root, CLIENTS)
+    clients = Clients(root, PAUSES)
     began = time.monotonic()
     for _ in range(ROTATIONS):
         wait_for_lines(root, BYTES_PER_FILE)
@@ -191,7 +198,7 @@ def test_R1_every_line_exactly_once_across_12_forced_rotations_from_4_clients_at
     before_usr1 = [text.split(REOPENED)[0].count("GET /health") for text in new_files]
     by_usr1 = sum(REOPENED in text for text in new_files)
     print(
-        f"\nFIGURE R1: {len(written)} lines, {CLIENTS} clients, {elapsed:.1f} s, {ROTATIONS} rotations; "
+        f"\nFIGURE R1: {len(written)} lines, {len(PAUSES)} clients, {elapsed:.1f} s, {ROTATIONS} rotations; "
         f"lost {lost}, duplicated {len(duplicated)}; reopened by SIGUSR1 {by_usr1}/{ROTATIONS} times; "
         f"lines in the new file before SIGUSR1 arrived: {before_usr1}"
     )
@@ -205,7 +212,7 @@ def test_R1_lines_logged_between_rename_and_create_stay_in_the_rotated_files(roo
     strace holds logrotate for WINDOW seconds right after the rename, at full speed."""
     require_tool("strace")
     window = 0.3
-    clients = Clients(root, CLIENTS)
+    clients = Clients(root, PAUSES)
     wait_for_lines(root, BYTES_PER_FILE // 20)
     held = [
         "strace", "-f", "-qq", "-o", "/dev/null", "-P", LOG,
