@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import resource
 import selectors
@@ -34,6 +35,7 @@ from support import render
 READY = re.compile(r"ready: listening on 127\.0\.0\.1:(\d+), pid (\d+)")
 AS_ROOT = os.geteuid() == 0
 SYSTEM_PYTHON = "/usr/bin/python3"
+NOBODY = pwd.getpwnam("nobody")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def shared_dir() -> Path:
-    """A directory that nobody may enter: the run's own temporary directory is root's alone."""
+    """A directory that the user nobody may enter: the run's own temporary one is root's alone."""
     path = Path(tempfile.mkdtemp(prefix="platform-skel-concurrency-", dir="/tmp"))
     path.chmod(0o755)
     return path
@@ -64,7 +66,7 @@ def workdir(src: Path, tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
         return
     path = shared_dir()
-    os.chown(path, 65534, 65534)
+    os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
     yield path
     shutil.rmtree(path)
 
@@ -97,9 +99,9 @@ class Daemon:
         config = workdir / "service.conf"
         config.write_text(f"[service]\nlisten = 127.0.0.1\nport = 0\nlog_file = {self.log}\n")
         self.stderr = workdir / "stderr"
-        owner = {"user": 65534, "group": 65534, "extra_groups": []} if AS_ROOT else {}
+        owner = {"user": NOBODY.pw_uid, "group": NOBODY.pw_gid, "extra_groups": []} if AS_ROOT else {}
         if AS_ROOT:
-            os.chown(self.log_dir, 65534, 65534)
+            os.chown(self.log_dir, NOBODY.pw_uid, NOBODY.pw_gid)
         with self.stderr.open("w") as stderr:
             self.process = subprocess.Popen(
                 [SYSTEM_PYTHON if AS_ROOT else sys.executable, "-m", "my_service", "--config", str(config)],
@@ -333,7 +335,7 @@ def directory_deleted(daemon: Daemon) -> Callable[[], None]:
     def restore() -> None:
         daemon.log_dir.mkdir()
         if AS_ROOT:
-            os.chown(daemon.log_dir, 65534, 65534)
+            os.chown(daemon.log_dir, NOBODY.pw_uid, NOBODY.pw_gid)
 
     return restore
 
@@ -363,7 +365,7 @@ def test_C4_a_failing_log_path_is_reported_once_and_the_daemon_serves_on_and_rec
     if not daemon.log.exists():
         daemon.log.touch()  # as logrotate's `create` does
         if AS_ROOT:
-            os.chown(daemon.log, 65534, 65534)
+            os.chown(daemon.log, NOBODY.pw_uid, NOBODY.pw_gid)
     daemon.process.send_signal(signal.SIGUSR1)
     wait_for(lambda: "log file reopened" in daemon.read_log(), 5.0, "the reopened log")
     assert get(daemon.port, "/health?C4=after").startswith(b"HTTP/1.0 200 OK\r\n")
