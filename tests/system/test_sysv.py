@@ -362,6 +362,32 @@ def test_C5_start_with_a_config_the_check_refuses_fails_fast_with_the_reason(ser
     assert_failed_start(service, reason)
 
 
+def test_C5_start_with_a_typo_in_daemon_opts_fails_in_the_check_with_the_reason(service: Service) -> None:
+    """The check runs with the options a start gives (DAEMON_OPTS of /etc/default)."""
+    service.stopped()
+    defaults = service.root.path(f"/etc/default/{NAME}")
+    defaults.write_text(defaults.read_text() + "DAEMON_OPTS=--bogus\n")
+    assert_failed_start(service, f"{NAME}: error: unrecognized arguments: --bogus")
+
+
+# Stands in for a daemon that dies before it is ready without a word (a bug, say): the
+# interpreter's own site hook ends it, but not the check.
+DIE_AT_START = f"""
+import os as _os, sys as _sys
+if _sys.argv[0] == "{DAEMON}" and "--check-config" not in _sys.argv:
+    _os._exit(3)
+"""
+
+
+def test_C5_start_whose_daemon_dies_silently_before_it_is_ready_fails_fast(service: Service) -> None:
+    service.stopped()
+    (hook,) = service.root.path("/etc").glob("python3.*/sitecustomize.py")
+    hook.write_text(hook.read_text() + DIE_AT_START)
+    assert_failed_start(
+        service, f"{NAME} exited before it was ready: run {DAEMON} --config {CONFIG} as {USER}"
+    )
+
+
 def test_C5_start_whose_daemon_dies_after_the_check_fails_fast_with_its_reason(service: Service) -> None:
     """The check passes (the port may be held by the daemon being restarted); the bind fails."""
     service.stopped()
