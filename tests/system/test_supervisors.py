@@ -6,7 +6,8 @@ Upstart cannot run on Debian 12: its job's main script block runs under runsv in
 the job's own setuid/setgid/umask stanzas, and the test names say so.
 
 Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit 0, no KILL),
-S4 (HUP: reload, or keep the old config), V1 (not root, no capabilities, also after HUP); and
+S4 (HUP: reload, or keep the old config), C5 (HUP with a log file that a start cannot use: the
+running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
 removed but not purged.
 """
@@ -169,6 +170,35 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert len(errors) == 1
     assert health(root) == {"status": "ok", "message": f"reloaded under {kind}", "pid": pid}
     assert supervisor.pid() == pid
+
+
+# log_file values that load but that a start cannot use, and what the daemon says of each.
+UNUSABLE_LOG_FILES = {
+    "": "log_file is empty",
+    "/var/log/my-service": "log_file '/var/log/my-service' is a directory",
+    "/var/log/root-only/x.log": "log_file '/var/log/root-only/x.log': user my-service cannot create files in",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_C5_hup_with_a_log_file_a_start_cannot_use_keeps_the_running_config_one_line_each(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    root = installed
+    root.sh("install -d -m 0755 /var/log/root-only", check=True)
+    supervisor, pid = start(supervised, root, kind)
+    config = root.path(CONFIG)
+    good = config.read_text()
+    for count, (log_file, reason) in enumerate(UNUSABLE_LOG_FILES.items(), start=1):
+        config.write_text(re.sub(r"(?m)^log_file = .*$", f"log_file = {log_file}".rstrip(), good))
+        set_message(root, "never served")
+        assert supervisor.ctl(*HUP[kind]).returncode == 0
+        harness.wait_until(lambda r=reason: log_lines(root, re.escape(r)), 5.0, what=reason)
+        assert len(log_lines(root, re.escape(reason))) == 1, reason
+        assert len(log_lines(root, r" ERROR reload failed, keeping the running configuration: ")) == count
+        assert health(root) == {"status": "ok", "message": "ok", "pid": pid}
+        assert supervisor.pid() == pid
+    assert not log_lines(root, "Traceback")
 
 
 # --------------------------------------------------------------------------- privilege
