@@ -261,6 +261,11 @@ BAD_CONFIGS = {
         "install -d -m 0755 /var/log/elsewhere",
         f"user {USER} cannot create files in /var/log/elsewhere",
     ),
+    "log-dir-behind-a-closed-one": (
+        {"log_file": "/var/log/private/sub/x.log"},
+        "install -d -m 0700 /var/log/private /var/log/private/sub",
+        f"user {USER} cannot reach /var/log/private/sub: Permission denied",
+    ),
     "log-file-not-writable": (
         {"log_file": f"{LOG_DIR}/root.log"},
         f"install -m 0644 /dev/null {LOG_DIR}/root.log",

@@ -88,18 +88,23 @@ def check_log_file(path: str, log_file: str) -> None:
     allowed = "give the absolute path of a file, or - for standard error"
     if not log_file:
         raise ConfigError(f"{path}: log_file is empty; {allowed}")
+    problem = f"{path}: log_file {log_file!r}"
     if not os.path.isabs(log_file):
-        raise ConfigError(f"{path}: log_file {log_file!r} is not an absolute path; {allowed}")
+        raise ConfigError(f"{problem} is not an absolute path; {allowed}")
     if os.path.isdir(log_file):
-        raise ConfigError(f"{path}: log_file {log_file!r} is a directory; {allowed}")
+        raise ConfigError(f"{problem} is a directory; {allowed}")
     directory = os.path.dirname(log_file)
-    if not os.path.isdir(directory):
-        raise ConfigError(f"{path}: log_file {log_file!r}: its directory does not exist")
+    try:
+        os.stat(directory + "/")  # the "/" makes a file there fail too, with ENOTDIR
+    except FileNotFoundError:
+        raise ConfigError(f"{problem}: its directory does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"{problem}: user {user()} cannot reach {directory}: {err.strerror}") from None
     if os.path.lexists(log_file):
         if not os.access(log_file, os.W_OK):
-            raise ConfigError(f"{path}: log_file {log_file!r}: user {user()} cannot write it")
+            raise ConfigError(f"{problem}: user {user()} cannot write it")
     elif not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"{path}: log_file {log_file!r}: user {user()} cannot create files in {directory}")
+        raise ConfigError(f"{problem}: user {user()} cannot create files in {directory}")
 
 
 def user() -> str:
