@@ -323,6 +323,19 @@ def test_C5_start_with_a_log_file_the_unit_cannot_write_fails_in_the_check_with_
     assert not unit.journal(r"cannot start"), "the daemon itself ran"
 
 
+def test_C5_start_with_a_typo_in_daemon_opts_fails_in_the_check_not_in_the_daemon(service: Service) -> None:
+    """The check (ExecStartPre) runs with the options that ExecStart gives, from /etc/default."""
+    unit = service
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    defaults = unit.container.path("/etc/default/my-service")
+    defaults.write_text(defaults.read_text() + "DAEMON_OPTS=--bogus\n")
+    assert unit.systemctl("reset-failed", UNIT).returncode == 0
+    assert unit.systemctl("start", UNIT).returncode != 0
+    assert unit.wait_journal(rf"^{USER}: error: unrecognized arguments: --bogus$")
+    assert unit.wait_journal(r"Control process exited, code=exited, status=2/INVALIDARGUMENT")
+    assert not unit.journal(r"Main process exited"), "the daemon itself ran"
+
+
 # --------------------------------------------------------------------------- privilege
 
 
