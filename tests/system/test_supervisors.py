@@ -300,3 +300,51 @@ def test_S1_upstart_job_restarts_after_kill_9_under_runsv_standing_in_for_upstar
     status = root.status(second)
     assert status is not None and status.cmdline[1:] == ("-I", "/usr/sbin/my-service", "--config", CONFIG)
     print(f"FIGURE: S1 upstart (its script block under runsv): new pid {delay:.2f} s after kill -9")
+
+
+# Upstart's `stop` does not exist on Debian 12: this one records that the job stopped itself.
+STUB_STOP = "#!/bin/sh\necho stop >>/var/tmp/upstart-stopped\n"
+
+
+def test_C5_upstart_pre_start_stops_the_job_on_what_a_start_would_reject_with_a_stub_stop(
+    installed: SysvRoot,
+) -> None:
+    """The pre-start block, run as its setuid user, with the options and config a start would use."""
+    root = installed
+    errors, scripts, stanzas = upstart.check(root.path(UPSTART_JOB).read_text())
+    assert not errors
+    blocks = [name for name in stanzas if name == "script" or name.endswith(" script")]
+    root.write_file("/var/tmp/pre-start", scripts[blocks.index("pre-start script")])
+    root.write_file("/usr/local/lib/upstart-stub/stop", STUB_STOP, mode=0o755)
+    user, group = stanzas["setuid"][0], stanzas["setgid"][0]
+    stopped = root.path("/var/tmp/upstart-stopped")
+
+    def pre_start(reason: str | None) -> None:
+        stopped.unlink(missing_ok=True)
+        result = root.run(
+            [
+                "setpriv",
+                f"--reuid={user}",
+                f"--regid={group}",
+                "--init-groups",
+                "/bin/sh",
+                "-e",
+                "/var/tmp/pre-start",
+            ],
+            env={"PATH": "/usr/local/lib/upstart-stub:/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        assert result.returncode == 0, result
+        if reason is None:
+            assert not stopped.exists() and result.stderr == "", result
+        else:
+            assert stopped.read_text() == "stop\n" and reason in result.stderr, result
+
+    pre_start(None)
+    defaults = root.path("/etc/default/my-service")
+    good_defaults = defaults.read_text()
+    defaults.write_text(good_defaults + "DAEMON_OPTS=--bogus\n")
+    pre_start("my-service: error: unrecognized arguments: --bogus")
+    defaults.write_text(good_defaults)
+    config = root.path(CONFIG)
+    config.write_text(re.sub(r"(?m)^log_file = .*$", "log_file =", config.read_text()))
+    pre_start("log_file is empty")
