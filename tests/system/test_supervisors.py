@@ -6,7 +6,8 @@ Upstart cannot run on Debian 12: its job's main script block runs under runsv in
 the job's own setuid/setgid/umask stanzas, and the test names say so.
 
 Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit 0, no KILL),
-S4 (HUP: reload, or keep the old config), V1 (not root, no capabilities, also after HUP); and
+S4 (HUP: reload, or keep the old config), C5 (HUP with a log file that a start cannot use: the
+running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
 removed but not purged.
 """
@@ -171,6 +172,35 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert supervisor.pid() == pid
 
 
+# log_file values that load but that a start cannot use, and what the daemon says of each.
+UNUSABLE_LOG_FILES = {
+    "": "log_file is empty",
+    "/var/log/my-service": "log_file '/var/log/my-service' is a directory",
+    "/var/log/root-only/x.log": "log_file '/var/log/root-only/x.log': user my-service cannot create files in",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_C5_hup_with_a_log_file_a_start_cannot_use_keeps_the_running_config_one_line_each(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str
+) -> None:
+    root = installed
+    root.sh("install -d -m 0755 /var/log/root-only", check=True)
+    supervisor, pid = start(supervised, root, kind)
+    config = root.path(CONFIG)
+    good = config.read_text()
+    for count, (log_file, reason) in enumerate(UNUSABLE_LOG_FILES.items(), start=1):
+        config.write_text(re.sub(r"(?m)^log_file = .*$", f"log_file = {log_file}".rstrip(), good))
+        set_message(root, "never served")
+        assert supervisor.ctl(*HUP[kind]).returncode == 0
+        harness.wait_until(lambda r=reason: log_lines(root, re.escape(r)), 5.0, what=reason)
+        assert len(log_lines(root, re.escape(reason))) == 1, reason
+        assert len(log_lines(root, r" ERROR reload failed, keeping the running configuration: ")) == count
+        assert health(root) == {"status": "ok", "message": "ok", "pid": pid}
+        assert supervisor.pid() == pid
+    assert not log_lines(root, "Traceback")
+
+
 # --------------------------------------------------------------------------- privilege
 
 
@@ -270,3 +300,51 @@ def test_S1_upstart_job_restarts_after_kill_9_under_runsv_standing_in_for_upstar
     status = root.status(second)
     assert status is not None and status.cmdline[1:] == ("-I", "/usr/sbin/my-service", "--config", CONFIG)
     print(f"FIGURE: S1 upstart (its script block under runsv): new pid {delay:.2f} s after kill -9")
+
+
+# Upstart's `stop` does not exist on Debian 12: this one records that the job stopped itself.
+STUB_STOP = "#!/bin/sh\necho stop >>/var/tmp/upstart-stopped\n"
+
+
+def test_C5_upstart_pre_start_stops_the_job_on_what_a_start_would_reject_with_a_stub_stop(
+    installed: SysvRoot,
+) -> None:
+    """The pre-start block, run as its setuid user, with the options and config a start would use."""
+    root = installed
+    errors, scripts, stanzas = upstart.check(root.path(UPSTART_JOB).read_text())
+    assert not errors
+    blocks = [name for name in stanzas if name == "script" or name.endswith(" script")]
+    root.write_file("/var/tmp/pre-start", scripts[blocks.index("pre-start script")])
+    root.write_file("/usr/local/lib/upstart-stub/stop", STUB_STOP, mode=0o755)
+    user, group = stanzas["setuid"][0], stanzas["setgid"][0]
+    stopped = root.path("/var/tmp/upstart-stopped")
+
+    def pre_start(reason: str | None) -> None:
+        stopped.unlink(missing_ok=True)
+        result = root.run(
+            [
+                "setpriv",
+                f"--reuid={user}",
+                f"--regid={group}",
+                "--init-groups",
+                "/bin/sh",
+                "-e",
+                "/var/tmp/pre-start",
+            ],
+            env={"PATH": "/usr/local/lib/upstart-stub:/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        assert result.returncode == 0, result
+        if reason is None:
+            assert not stopped.exists() and result.stderr == "", result
+        else:
+            assert stopped.read_text() == "stop\n" and reason in result.stderr, result
+
+    pre_start(None)
+    defaults = root.path("/etc/default/my-service")
+    good_defaults = defaults.read_text()
+    defaults.write_text(good_defaults + "DAEMON_OPTS=--bogus\n")
+    pre_start("my-service: error: unrecognized arguments: --bogus")
+    defaults.write_text(good_defaults)
+    config = root.path(CONFIG)
+    config.write_text(re.sub(r"(?m)^log_file = .*$", "log_file =", config.read_text()))
+    pre_start("log_file is empty")

@@ -7,8 +7,9 @@ Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S2 (bad config -> faile
 StartLimitBurst, clear journal line), S3 (stop: SIGTERM, exit 0, no KILL), S4 (reload, or keep
 the old config), S5 (Type=notify: init fails -> `systemctl start` fails), S6 (no pidfile; a
 forged MAINPID= is refused), V1 (not root, no capabilities, also after reload), V3 (what the
-service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing); and that the
-unit's IP firewall acts in the container. S7 (socket activation) is not covered here.
+service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing), C5 (a config
+that a start would reject: reload refuses it, the daemon serves on); and that the unit's IP
+firewall acts in the container. S7 (socket activation) is not covered here.
 """
 
 from __future__ import annotations
@@ -250,19 +251,13 @@ time.sleep(600)
 """
 
 
-@pytest.mark.parametrize("cause", ["port-taken", "log-file-not-writable"])
-def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(
-    service: Service, cause: str
-) -> None:
+def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(service: Service) -> None:
+    """The port is taken: the check passes (a port in use may be the daemon's own), the bind fails."""
     unit = service
     assert unit.systemctl("stop", UNIT).returncode == 0
-    if cause == "port-taken":
-        listener = unit.container.spawn(["python3", "-I", "-c", LISTEN, str(PORT)])
-        harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
-        expected = f"{USER}: cannot start: [Errno 98] Address already in use"
-    else:
-        unit.configure(log_file="/etc/my-service/my-service.log")
-        expected = f"{USER}: cannot start: [Errno 30] Read-only file system: '/etc/my-service/my-service.log'"
+    listener = unit.container.spawn(["python3", "-I", "-c", LISTEN, str(PORT)])
+    harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
+    expected = f"{USER}: cannot start: [Errno 98] Address already in use"
     assert unit.systemctl("reset-failed", UNIT).returncode == 0
     started = len(unit.journal(r"^Started "))
     result = unit.systemctl("start", UNIT)
@@ -272,6 +267,73 @@ def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(
     assert unit.show("ExecMainCode", "ExecMainStatus") == {"ExecMainCode": "1", "ExecMainStatus": "1"}
     assert unit.wait_journal(re.escape(expected))
     assert len(unit.journal(r"^Started ")) == started, "reported active before READY=1"
+
+
+# --------------------------------------------------------------------------- configs a start rejects
+
+
+# kind -> (config values, what the check says). /etc is read-only to the unit (ProtectSystem=strict).
+BAD_CONFIGS = {
+    "log-file-empty": ({"log_file": ""}, "log_file is empty; give the absolute path"),
+    "log-file-a-directory": (
+        {"log_file": "/var/log/my-service"},
+        "log_file '/var/log/my-service' is a directory",
+    ),
+    "log-dir-read-only-to-the-unit": (
+        {"log_file": "/etc/my-service/my-service.log"},
+        f"log_file '/etc/my-service/my-service.log': user {USER} cannot create files in /etc/my-service",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_CONFIGS)
+def test_C5_reload_with_a_config_a_start_would_reject_fails_and_leaves_the_daemon_serving(
+    service: Service, kind: str
+) -> None:
+    unit = service
+    pid = unit.main_pid()
+    values, reason = BAD_CONFIGS[kind]
+    unit.configure(message="never served", **values)
+    result = unit.systemctl("reload", UNIT)
+    assert result.returncode != 0, result
+    assert unit.show("ActiveState", "ReloadResult", "MainPID") == {
+        "ActiveState": "active",
+        "ReloadResult": "exit-code",
+        "MainPID": str(pid),
+    }
+    assert unit.wait_journal(rf"^{USER}: {CONFIG}: {re.escape(reason)}")
+    assert unit.health() == {"status": "ok", "message": "ok", "pid": pid}
+    assert not unit.log(r" ERROR "), "the daemon got a HUP"
+
+
+def test_C5_start_with_a_log_file_the_unit_cannot_write_fails_in_the_check_with_the_reason(
+    service: Service,
+) -> None:
+    """Before, the check passed (it ran in the sandbox, but only asked whether the directory
+    exists) and the daemon itself failed with EROFS."""
+    unit = service
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    values, reason = BAD_CONFIGS["log-dir-read-only-to-the-unit"]
+    unit.configure(**values)
+    assert unit.systemctl("reset-failed", UNIT).returncode == 0
+    result = unit.systemctl("start", UNIT)
+    assert result.returncode != 0, result
+    assert unit.wait_journal(rf"^{USER}: {CONFIG}: {re.escape(reason)}")
+    assert unit.wait_journal(r"Control process exited, code=exited, status=1/FAILURE")
+    assert not unit.journal(r"cannot start"), "the daemon itself ran"
+
+
+def test_C5_start_with_a_typo_in_daemon_opts_fails_in_the_check_not_in_the_daemon(service: Service) -> None:
+    """The check (ExecStartPre) runs with the options that ExecStart gives, from /etc/default."""
+    unit = service
+    assert unit.systemctl("stop", UNIT).returncode == 0
+    defaults = unit.container.path("/etc/default/my-service")
+    defaults.write_text(defaults.read_text() + "DAEMON_OPTS=--bogus\n")
+    assert unit.systemctl("reset-failed", UNIT).returncode == 0
+    assert unit.systemctl("start", UNIT).returncode != 0
+    assert unit.wait_journal(rf"^{USER}: error: unrecognized arguments: --bogus$")
+    assert unit.wait_journal(r"Control process exited, code=exited, status=2/INVALIDARGUMENT")
+    assert not unit.journal(r"Main process exited"), "the daemon itself ran"
 
 
 # --------------------------------------------------------------------------- privilege

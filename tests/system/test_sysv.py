@@ -7,7 +7,9 @@ every test runs the script under dash (the `service` fixture checks both), which
 the same under dash".
 
 Rows: L1-L9 (LSB actions and exit codes), S6 (a forged pidfile), V1 (not root, no capabilities,
-also after HUP), V3 (what the service user can write), V4 (modes and owners of the package).
+also after HUP), V3 (what the service user can write), V4 (modes and owners of the package),
+C5 (a config that a start would reject: refused by the check, the running daemon left alone; a
+failed start fails fast, says why, leaves no pidfile).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import signal
 import stat
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +246,160 @@ def test_L9_stop_leaves_another_users_process_of_the_same_name_running(service: 
     service.root.wait_gone(daemon, timeout=5.0)
     assert alive(service.root, other.pid), "stop killed another user's process"
     assert service.init("stop").returncode == 0
+    assert alive(service.root, other.pid)
+
+
+# --------------------------------------------------------------------------- configs a start rejects
+
+
+# kind -> (config lines to set, a shell line run first as root, what the check must say)
+BAD_CONFIGS = {
+    "log-file-empty": ({"log_file": ""}, "", "log_file is empty; give the absolute path"),
+    "log-file-a-directory": ({"log_file": LOG_DIR}, "", f"log_file {LOG_DIR!r} is a directory"),
+    "log-dir-not-writable": (
+        {"log_file": "/var/log/elsewhere/x.log"},
+        "install -d -m 0755 /var/log/elsewhere",
+        f"user {USER} cannot create files in /var/log/elsewhere",
+    ),
+    "log-dir-behind-a-closed-one": (
+        {"log_file": "/var/log/private/sub/x.log"},
+        "install -d -m 0700 /var/log/private /var/log/private/sub",
+        f"user {USER} cannot reach /var/log/private/sub: Permission denied",
+    ),
+    "log-file-not-writable": (
+        {"log_file": f"{LOG_DIR}/root.log"},
+        f"install -m 0644 /dev/null {LOG_DIR}/root.log",
+        f"log_file '{LOG_DIR}/root.log': user {USER} cannot write it",
+    ),
+    "listen-not-local": (
+        {"listen": "192.0.2.1"},
+        "",
+        f"cannot listen on 192.0.2.1 port {PORT}: Cannot assign requested address",
+    ),
+}
+
+
+def configure(root: SysvRoot, **values: str) -> None:
+    """Set `key = value` lines of the installed config, as an admin would; `message` too."""
+    path = root.path(CONFIG)
+    text = path.read_text()
+    for key, value in values.items():
+        text, found = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}".rstrip(), text)
+        assert found == 1, key
+    path.write_text(text)
+
+
+def break_config(service: Service, kind: str) -> str:
+    """Write the bad config of `kind` (with a new message); returns what the check must say."""
+    values, prepare, reason = BAD_CONFIGS[kind]
+    if prepare:
+        service.root.sh(prepare, check=True)
+    configure(service.root, message="from the bad config", **values)
+    return reason
+
+
+@pytest.mark.parametrize("kind", BAD_CONFIGS)
+def test_C5_check_config_as_the_service_user_refuses_what_a_start_cannot_use(
+    service: Service, kind: str
+) -> None:
+    reason = break_config(service, kind)
+    check = service.root.run([*AS_SERVICE_USER, DAEMON, "--config", CONFIG, "--check-config"])
+    assert check.returncode == 1, check
+    assert check.stdout == "" and check.stderr.startswith(f"{NAME}: {CONFIG}: "), check
+    assert reason in check.stderr and check.stderr.count("\n") == 1, check
+
+
+@pytest.mark.parametrize("kind", BAD_CONFIGS)
+def test_C5_restart_reload_try_restart_with_a_bad_config_leave_the_same_daemon_serving(
+    service: Service, kind: str
+) -> None:
+    pid = service.running()
+    reason = break_config(service, kind)
+    for action in ("restart", "try-restart", "reload", "force-reload"):
+        result = service.init(action)
+        assert result.returncode == 1, (action, result)
+        assert reason in result.stderr, (action, result)
+        assert service.running() == pid, action
+        assert service.health()["message"] == "ok", action
+
+
+def test_C5_hup_with_a_config_a_start_would_refuse_keeps_serving_and_logs_one_line(service: Service) -> None:
+    pid = service.running()
+    break_config(service, "log-file-a-directory")
+    service.root.kill(pid, signal.SIGHUP)
+    line = f"reload failed, keeping the running configuration: {CONFIG}: log_file {LOG_DIR!r} is a directory"
+    harness.wait_until(lambda: line in service.root.path(LOG).read_text(), 5.0, what="the reload error")
+    assert service.running() == pid
+    assert service.health()["message"] == "ok"
+    text = service.root.path(LOG).read_text()
+    assert text.count("reload failed") == 1 and "Traceback" not in text
+
+
+# Another process holding the daemon's port, as another user.
+LISTEN = """\
+import socket, sys, time
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon does
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+print("listening", flush=True)
+time.sleep(600)
+"""
+
+
+def assert_failed_start(service: Service, reason: str) -> None:
+    """start exits 1 within a few seconds, says why, and leaves nothing: status then says 3."""
+    began = time.monotonic()
+    result = service.init("start")
+    took = time.monotonic() - began
+    assert result.returncode == 1, result
+    assert took < 10.0, f"a failed start took {took:.1f} s"
+    assert reason in result.stderr, result
+    assert not service.root.path(PIDFILE).exists(), "a failed start left its pidfile"
+    assert not service.daemons()
+    status = service.init("status")
+    assert status.returncode == 3, status
+
+
+def test_C5_start_with_a_config_the_check_refuses_fails_fast_with_the_reason(service: Service) -> None:
+    service.stopped()
+    reason = break_config(service, "log-file-empty")
+    assert_failed_start(service, reason)
+
+
+def test_C5_start_with_a_typo_in_daemon_opts_fails_in_the_check_with_the_reason(service: Service) -> None:
+    """The check runs with the options a start gives (DAEMON_OPTS of /etc/default)."""
+    service.stopped()
+    defaults = service.root.path(f"/etc/default/{NAME}")
+    defaults.write_text(defaults.read_text() + "DAEMON_OPTS=--bogus\n")
+    assert_failed_start(service, f"{NAME}: error: unrecognized arguments: --bogus")
+
+
+# Stands in for a daemon that dies before it is ready without a word (a bug, say): the
+# interpreter's own site hook ends it, but not the check.
+DIE_AT_START = f"""
+import os as _os, sys as _sys
+if _sys.argv[0] == "{DAEMON}" and "--check-config" not in _sys.argv:
+    _os._exit(3)
+"""
+
+
+def test_C5_start_whose_daemon_dies_silently_before_it_is_ready_fails_fast(service: Service) -> None:
+    service.stopped()
+    (hook,) = service.root.path("/etc").glob("python3.*/sitecustomize.py")
+    hook.write_text(hook.read_text() + DIE_AT_START)
+    assert_failed_start(
+        service, f"{NAME} exited before it was ready: run {DAEMON} --config {CONFIG} as {USER}"
+    )
+
+
+def test_C5_start_whose_daemon_dies_after_the_check_fails_fast_with_its_reason(service: Service) -> None:
+    """The check passes (the port may be held by the daemon being restarted); the bind fails."""
+    service.stopped()
+    other = service.root.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                "python3", "-I", "-c", LISTEN, str(PORT)])  # fmt: skip
+    harness.wait_until(lambda: "listening" in other.log.read_text(), 5.0, what="the other listener")
+    assert_failed_start(service, "program failed to initialize (Address already in use)")
     assert alive(service.root, other.pid)
 
 

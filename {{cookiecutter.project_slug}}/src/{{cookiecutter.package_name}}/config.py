@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import errno
 import ipaddress
 import os
+import pwd
+import socket
 from typing import NamedTuple
 
 DEFAULT_PATH = "/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
@@ -24,6 +27,9 @@ class Config(NamedTuple):
 
 
 def load(path: str) -> Config:
+    """The config in path, checked as far as a start can be without starting, as the user
+    we run as: --check-config, start and reload all call this, so that a config that the
+    check passes is one the daemon can start with."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -47,9 +53,9 @@ def load(path: str) -> Config:
         ipaddress.ip_address(listen)
     except ValueError:
         raise ConfigError(f"{path}: listen {listen!r} is not an IP address, such as 127.0.0.1") from None
+    check_listen(path, listen, port)
     log_file = section.get("log_file", "-")
-    if log_file != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(log_file))):
-        raise ConfigError(f"{path}: log_file {log_file!r}: its directory does not exist")
+    check_log_file(path, log_file)
     log_level = section.get("log_level", "info").lower()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")
@@ -60,3 +66,49 @@ def load(path: str) -> Config:
         log_level=log_level,
         message=section.get("message", "ok"),
     )
+
+
+def check_listen(path: str, listen: str, port: int) -> None:
+    """Bind (without listening) as a start would; a port in use may be our own running daemon's."""
+    family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((listen, port))
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise ConfigError(f"{path}: cannot listen on {listen} port {port}: {err.strerror}") from None
+
+
+def check_log_file(path: str, log_file: str) -> None:
+    """The log file must be one we can append to, or create; the check creates nothing, so that
+    a check run as root leaves no root-owned file that the service user could not open."""
+    if log_file == "-":
+        return
+    allowed = "give the absolute path of a file, or - for standard error"
+    if not log_file:
+        raise ConfigError(f"{path}: log_file is empty; {allowed}")
+    problem = f"{path}: log_file {log_file!r}"
+    if not os.path.isabs(log_file):
+        raise ConfigError(f"{problem} is not an absolute path; {allowed}")
+    if os.path.isdir(log_file):
+        raise ConfigError(f"{problem} is a directory; {allowed}")
+    directory = os.path.dirname(log_file)
+    try:
+        os.stat(directory + "/")  # the "/" makes a file there fail too, with ENOTDIR
+    except FileNotFoundError:
+        raise ConfigError(f"{problem}: its directory does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"{problem}: user {user()} cannot reach {directory}: {err.strerror}") from None
+    if os.path.lexists(log_file):
+        if not os.access(log_file, os.W_OK):
+            raise ConfigError(f"{problem}: user {user()} cannot write it")
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{problem}: user {user()} cannot create files in {directory}")
+
+
+def user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

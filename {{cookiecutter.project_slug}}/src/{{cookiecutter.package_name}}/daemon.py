@@ -342,5 +342,6 @@ def main(argv: list[str] | None = None) -> int:
         daemon = Daemon(args.config, cfg)
     except OSError as err:
         print(f"{NAME}: cannot start: {err}", file=sys.stderr)
+        notify(f"ERRNO={err.errno}")  # start-stop-daemon --notify-await gives up now
         return 1
     return daemon.run()

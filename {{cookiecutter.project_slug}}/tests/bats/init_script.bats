@@ -21,9 +21,18 @@ setup_file() {
 }
 
 teardown() {
+	if [ -f "$CONFIG.good" ]; then
+		mv "$CONFIG.good" "$CONFIG"
+	fi
 	if [ -f "$PIDFILE" ]; then
 		"$INIT" stop >/dev/null 2>&1 || true
 	fi
+}
+
+# A config that loads but that a start cannot use; teardown puts the good one back.
+break_log_file() {
+	cp "$CONFIG" "$CONFIG.good"
+	sed -i 's/^log_file = .*/log_file =/' "$CONFIG"
 }
 
 needs_root() {
@@ -96,5 +105,27 @@ needs_root() {
 	mv "$CONFIG.good" "$CONFIG"
 	assert_failure
 	assert_output --partial 'port'
+	run -3 "$INIT" status
+}
+
+@test "restart, try-restart, reload with a config the check refuses: exit 1, the same daemon runs on" {
+	needs_root
+	run -0 "$INIT" start
+	pid=$(cat "$PIDFILE")
+	break_log_file
+	for action in restart try-restart reload force-reload; do
+		run -1 "$INIT" "$action"
+		assert_output --partial 'log_file is empty'
+		assert_equal "$(cat "$PIDFILE")" "$pid"
+		run -0 "$INIT" status
+	done
+}
+
+@test "start that the check refuses: exit 1 with the reason, no pidfile left, status 3" {
+	needs_root
+	break_log_file
+	run -1 "$INIT" start
+	assert_output --partial 'log_file is empty'
+	assert [ ! -e "$PIDFILE" ]
 	run -3 "$INIT" status
 }
