@@ -326,3 +326,49 @@ def test_H7_postinst_refuses_a_group_of_the_users_name_that_is_not_its_own(
     ) in output, output[-3000:]
     assert entry(root, "passwd") == "", "no user made"
     assert entry(root, "group") == group, "the group unchanged"
+
+
+@pytest.fixture(scope="module")
+def rpm_pre(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The %pre scriptlet of the same project's .rpm, as rpm would run it."""
+    require_tool("rpmbuild", "rpm")
+    env = {**os.environ, "HOME": str(tmp_path_factory.mktemp("rpm-home"))}
+    ok(run(["make", "-C", str(service_debs.project), "rpm"], env=env))
+    (rpm,) = (service_debs.project / "dist").glob("*.rpm")
+    return ok(run(["rpm", "-qp", "--queryformat", "%{PREIN}", str(rpm)], env=env)).stdout
+
+
+@pytest.mark.parametrize("host", ["fresh", "system-user", "non-system-user", "foreign-group"])
+def test_P8_H7_the_rpm_pre_adopts_and_refuses_as_the_postinst_does(
+    sysv_root: Callable[..., SysvRoot], rpm_pre: str, host: str
+) -> None:
+    """The scriptlet under dash with the real useradd and groupadd of a Debian root."""
+    root = sysv_root()
+    setup = {
+        "fresh": [],
+        "system-user": [["useradd", "--system", "--gid", "nogroup", NAME]],
+        "non-system-user": [["useradd", "--uid", "1000", "--user-group", NAME]],
+        "foreign-group": [["groupadd", "--system", NAME], ["useradd", "--system", "--groups", NAME, "alice"]],
+    }[host]
+    for command in setup:
+        ok(root.run(command))
+    before = (entry(root, "passwd"), entry(root, "group"))
+    root.write_file("/var/tmp/pre", rpm_pre)
+    result = root.run(["sh", "/var/tmp/pre", "1"])
+    if host in ("fresh", "system-user"):
+        assert result.returncode == 0, result.stderr
+        user = entry(root, "passwd").split(":")
+        assert 100 < int(user[2]) < 1000, user
+        assert len(db_entries(root, "group")) == 1
+        if host == "system-user":
+            assert entry(root, "passwd") == before[0], "adopted as it is"
+        return
+    assert result.returncode == 1
+    assert (entry(root, "passwd"), entry(root, "group")) == before, "nothing made or changed"
+    gid = before[1].split(":")[2] if before[1] else ""
+    expected = {
+        "non-system-user": f"the user {NAME} exists with uid 1000, not a system uid (101-999,",
+        "foreign-group": f"the group {NAME} exists (gid {gid}, members: alice, primary group of: none):",
+    }[host]
+    assert result.stderr.startswith(f"{NAME}: {expected}"), result.stderr
+    assert result.stderr.endswith(". Rename or remove it, then install again\n"), result.stderr
