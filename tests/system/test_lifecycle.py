@@ -328,6 +328,21 @@ def test_H7_postinst_refuses_a_group_of_the_users_name_that_is_not_its_own(
     assert entry(root, "group") == group, "the group unchanged"
 
 
+def test_P8_a_reader_the_admin_added_to_the_services_group_stays_through_reconfigure_and_upgrade(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    """Once the group is the user's own, members an admin gave it (to read the logs) are no refusal."""
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run(["useradd", "--system", "--no-create-home", "--groups", NAME, "alice"]))
+    group = entry(root, "group")
+    assert group.endswith(":alice"), group
+    ok(root.run([f"/var/lib/dpkg/info/{NAME}.postinst", "configure", "0.1.0"]))
+    ok(root.install_deb(service_debs.v2))
+    assert entry(root, "group") == group
+    running_pid(root)
+
+
 @pytest.fixture(scope="module")
 def rpm_pre(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The %pre scriptlet of the same project's .rpm, as rpm would run it."""
@@ -338,7 +353,9 @@ def rpm_pre(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFactory)
     return ok(run(["rpm", "-qp", "--queryformat", "%{PREIN}", str(rpm)], env=env)).stdout
 
 
-@pytest.mark.parametrize("host", ["fresh", "system-user", "non-system-user", "foreign-group"])
+@pytest.mark.parametrize(
+    "host", ["fresh", "system-user", "upgrade-with-a-reader", "non-system-user", "foreign-group"]
+)
 def test_P8_H7_the_rpm_pre_adopts_and_refuses_as_the_postinst_does(
     sysv_root: Callable[..., SysvRoot], rpm_pre: str, host: str
 ) -> None:
@@ -347,6 +364,11 @@ def test_P8_H7_the_rpm_pre_adopts_and_refuses_as_the_postinst_does(
     setup = {
         "fresh": [],
         "system-user": [["useradd", "--system", "--gid", "nogroup", NAME]],
+        "upgrade-with-a-reader": [
+            ["groupadd", "--system", NAME],
+            ["useradd", "--system", "--gid", NAME, NAME],
+            ["useradd", "--system", "--groups", NAME, "alice"],
+        ],
         "non-system-user": [["useradd", "--uid", "1000", "--user-group", NAME]],
         "foreign-group": [["groupadd", "--system", NAME], ["useradd", "--system", "--groups", NAME, "alice"]],
     }[host]
@@ -355,13 +377,15 @@ def test_P8_H7_the_rpm_pre_adopts_and_refuses_as_the_postinst_does(
     before = (entry(root, "passwd"), entry(root, "group"))
     root.write_file("/var/tmp/pre", rpm_pre)
     result = root.run(["sh", "/var/tmp/pre", "1"])
-    if host in ("fresh", "system-user"):
+    if host in ("fresh", "system-user", "upgrade-with-a-reader"):
         assert result.returncode == 0, result.stderr
         user = entry(root, "passwd").split(":")
         assert 100 < int(user[2]) < 1000, user
         assert len(db_entries(root, "group")) == 1
-        if host == "system-user":
+        if host != "fresh":
             assert entry(root, "passwd") == before[0], "adopted as it is"
+        if host == "upgrade-with-a-reader":
+            assert entry(root, "group") == before[1]
         return
     assert result.returncode == 1
     assert (entry(root, "passwd"), entry(root, "group")) == before, "nothing made or changed"
