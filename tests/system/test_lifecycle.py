@@ -328,6 +328,19 @@ def test_H7_postinst_refuses_a_group_of_the_users_name_that_is_not_its_own(
     assert entry(root, "group") == group, "the group unchanged"
 
 
+def test_P8_a_symlink_where_a_dir_goes_is_refused_and_its_target_left_alone(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    root.path(DIRS[1]).symlink_to("/etc")
+    output = refused(root, service_debs.v1)
+    assert (
+        f"{NAME}.postinst: {DIRS[1]} exists and is not a directory; allowed: a directory or nothing. "
+        "Move it away, then run: dpkg --configure -a"
+    ) in output, output[-3000:]
+    assert owner_and_mode(root, "/etc") == "root:root 755"
+
+
 def test_P8_a_reader_the_admin_added_to_the_services_group_stays_through_reconfigure_and_upgrade(
     sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
 ) -> None:
