@@ -328,6 +328,19 @@ def test_H7_postinst_refuses_a_group_of_the_users_name_that_is_not_its_own(
     assert entry(root, "group") == group, "the group unchanged"
 
 
+def test_P8_an_admins_dpkg_statoverride_on_a_dir_is_kept_on_reconfigure_and_upgrade(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run(["dpkg-statoverride", "--update", "--add", NAME, "adm", "2750", DIRS[1]]))
+    ok(root.run([f"/var/lib/dpkg/info/{NAME}.postinst", "configure", "0.1.0"]))
+    ok(root.install_deb(service_debs.v2))
+    assert owner_and_mode(root, DIRS[1]) == f"{NAME}:adm 2750"
+    assert owner_and_mode(root, DIRS[0]) == f"{NAME}:{NAME} 750"
+    running_pid(root)
+
+
 def test_P8_a_symlink_where_a_dir_goes_is_refused_and_its_target_left_alone(
     sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
 ) -> None:
