@@ -82,10 +82,12 @@ def test_pre_depends_come_from_debhelper_for_the_init_script_snippets(built: Bui
 
 
 def test_postinst_creates_the_system_user_then_runs_debhelpers_part(built: Built, tmp_path: Path) -> None:
+    """What the postinst does on a host that is not fresh is the system tier's (P8, H7)."""
     postinst = (control_scripts(built, tmp_path) / "postinst").read_text()
-    adduser = f"adduser --system --group --quiet --home /var/lib/{built.slug} --no-create-home {built.user}"
+    assert f'\nNAME="{built.slug}"\nSERVICE_USER="{built.user}"\n' in postinst
+    adduser = 'adduser --system --ingroup "$SERVICE_USER" --quiet --home "/var/lib/$NAME" --no-create-home'
     assert adduser in postinst
-    assert f"install -d -o {built.user} -g {built.user} -m 0750" in postinst
+    assert 'install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$dir"' in postinst
     assert "#DEBHELPER#" not in postinst
     assert postinst.index(adduser) < postinst.index("# Automatically added by dh_python3")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -196,6 +197,51 @@ def test_an_edited_dependency_list_is_resolved_again(vendored: Built, tmp_path: 
     ]
 
 
+@pytest.mark.parametrize("package", ["deb", "rpm"])
+def test_a_lock_made_from_other_dependencies_fails_the_build_whatever_the_file_times(
+    default: Built, tmp_path: Path, package: str
+) -> None:
+    """As after a checkout: pyproject.toml lists a dependency, the lock is newer but made without it."""
+    project = copy_project(default, tmp_path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = []", f'dependencies = ["{DEPENDENCY}"]')
+    )
+    later = pyproject.stat().st_mtime + 60
+    os.utime(project / "wheels" / "requirements.txt", (later, later))
+    result = make(project, "clean", package, env=default.env(**fake_pip(tmp_path)))
+    assert result.returncode != 0, result.stdout[-4000:]
+    assert (
+        "vendor: wheels/requirements.txt was made from the dependencies [], but pyproject.toml lists "
+        f'["{DEPENDENCY}"]: run `make wheels` to lock them again'
+    ) in result.stdout
+    assert "pip was called" not in result.stdout
+    assert not (project / "dist").exists() or list((project / "dist").iterdir()) == []
+
+
+def test_make_wheels_mends_a_lock_that_disagrees_and_the_deb_builds_again(
+    vendored: Built, tmp_path: Path
+) -> None:
+    project = copy_project(vendored, tmp_path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'["{DEPENDENCY}"]', "[]"))
+    lock = project / "wheels" / "requirements.txt"
+    later = pyproject.stat().st_mtime + 60
+    os.utime(lock, (later, later))
+    env = vendored.env(**fake_pip(tmp_path))
+    refused = make(project, "clean", "deb", env=env)
+    assert refused.returncode != 0 and "run `make wheels` to lock them again" in refused.stdout
+
+    result = make(project, "wheels", "deb", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "pip was called" not in result.stdout
+    assert "# dependencies: []" in lock.read_text().splitlines()
+    assert list((project / "wheels").glob("*.whl")) == []
+    (deb,) = (project / "dist").glob("*.deb")
+    listing = run(["dpkg-deb", "-c", str(deb)]).stdout
+    assert "slugify" not in listing and f"/usr/lib/{vendored.slug}/{vendored.package}/" in listing
+
+
 def load_vendor(built: Built) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location("vendor", built.project / "tools" / "vendor.py")
     assert spec is not None and spec.loader is not None
@@ -215,11 +261,14 @@ def make_wheel(directory: Path, name: str, files: dict[str, str], purelib: bool 
     return wheel
 
 
-def lock_for(vendor: types.ModuleType, wheels: list[Path]) -> Path:
+def lock_for(vendor: types.ModuleType, wheels: list[Path]) -> tuple[Path, Path]:
+    """A pyproject.toml that lists "x" and a lock made from it that pins the wheels."""
+    pyproject = wheels[0].parent / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "y"\ndependencies = ["x"]\n')
     lockfile = wheels[0].parent / "requirements.txt"
     pins = [vendor.Pin(wheel.name.split("-")[0], "1.0", vendor.sha256(wheel)) for wheel in wheels]
     vendor.write_lock(lockfile, vendor.Lock(["x"], pins))
-    return lockfile
+    return pyproject, lockfile
 
 
 def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendored(
@@ -231,7 +280,7 @@ def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendore
         "good",
         {"good/__init__.py": "", "good-1.0.data/purelib/extra.py": "", "good-1.0.data/scripts/good": "#!/x"},
     )
-    vendor.unpack(lock_for(vendor, [good]), tmp_path / "out", [default.package])
+    vendor.unpack(*lock_for(vendor, [good]), tmp_path / "out", [default.package])
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.py")) == [
         "extra.py",
         "good/__init__.py",
@@ -247,7 +296,7 @@ def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendore
         wheeldir.mkdir()
         wheel = make_wheel(wheeldir, "bad", files, purelib)
         with pytest.raises(vendor.VendorError, match=message):
-            vendor.unpack(lock_for(vendor, [wheel]), tmp_path / "refused", [default.package])
+            vendor.unpack(*lock_for(vendor, [wheel]), tmp_path / "refused", [default.package])
 
 
 def test_dependencies_are_read_without_tomllib_too(default: Built) -> None:

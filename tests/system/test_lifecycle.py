@@ -1,7 +1,7 @@
 """The package's life on a sysvinit host: piuparts, install, upgrade, admin edits, reconfigure, purge.
 
-Rows P1, P2, P3, P5 and P6 of RELIABILITY.md, with the default project's .deb at 0.1.0 and 0.2.0
-installed with apt as a user would. P4 (lintian) is the package tier's.
+Rows P1, P2, P3, P5, P6 and P8 of RELIABILITY.md, and H7's postinst part, with the default
+project's .deb at 0.1.0 and 0.2.0 installed with apt as a user would. P4 (lintian) is the package tier's.
 """
 
 from __future__ import annotations
@@ -224,3 +224,201 @@ def test_P6_purge_leaves_nothing_of_the_package_and_no_process_but_keeps_the_use
     assert [p.name for p in root.processes()] == ["harness-init"]
     assert ok(root.run(["getent", "passwd", NAME])).stdout.startswith(f"{NAME}:"), "the user is kept"
     assert ok(root.run(["getent", "group", NAME])).stdout.startswith(f"{NAME}:"), "and its group"
+
+
+# --------------------------------------------------------------------------- P8, H7 (postinst)
+# A host that is not fresh: the user, its group or its directories are there before the package.
+
+DIRS = (f"/var/lib/{NAME}", f"/var/log/{NAME}")
+RETRY = "then run: dpkg --configure -a"
+
+
+def owner_and_mode(root: SysvRoot, path: str) -> str:
+    return ok(root.run(["stat", "-c", "%U:%G %a", path])).stdout.strip()
+
+
+def entry(root: SysvRoot, database: str, name: str = NAME) -> str:
+    """The getent line of a user or group, or "" when there is none."""
+    return root.run(["getent", database, name]).stdout.strip()
+
+
+def refused(root: SysvRoot, deb: Path) -> str:
+    """Install the .deb, which must fail in postinst: what dpkg printed, and the package not configured."""
+    result = root.install_deb(deb)
+    assert result.returncode != 0, result.stdout[-3000:]
+    status = ok(root.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", NAME])).stdout
+    assert status.startswith("iF"), f"half-configured, not {status!r}"
+    assert root.pids_of(NAME) == []
+    return result.stdout + result.stderr
+
+
+def test_P8_an_existing_system_user_with_another_primary_group_is_adopted_and_the_service_starts(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.run(["useradd", "--system", "--gid", "nogroup", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin", NAME]))  # fmt: skip
+    before = entry(root, "passwd")
+    ok(root.install_deb(service_debs.v1))
+    assert entry(root, "passwd") == before, "adopted as it is"
+    assert len(db_entries(root, "group")) == 1, "the service's group was made"
+    for directory in DIRS:
+        assert owner_and_mode(root, directory) == f"{NAME}:{NAME} 750", directory
+    pid = running_pid(root)
+    assert root.status(pid).uids[0] == int(before.split(":")[2])
+
+
+def test_P8_an_existing_non_system_user_is_refused_with_a_clear_message(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.run(["useradd", "--uid", "1000", "--user-group", "--shell", "/bin/sh", NAME]))
+    before = (entry(root, "passwd"), entry(root, "group"))
+    output = refused(root, service_debs.v1)
+    assert (
+        f"{NAME}.postinst: the user {NAME} exists with uid 1000, not a system uid (100-999, "
+        f"/etc/adduser.conf): it is not the service's own; allowed: no such user, or a system user. "
+        f"Rename or remove it, {RETRY}"
+    ) in output, output[-3000:]
+    assert (entry(root, "passwd"), entry(root, "group")) == before
+    assert not any(root.path(directory).exists() for directory in DIRS), "nothing given to that account"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755], ids=["world-writable", "root-owned-0755"])
+def test_P8_existing_dirs_end_with_the_packages_owner_and_mode_and_the_service_starts(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs, mode: int
+) -> None:
+    root = sysv_root()
+    for directory in DIRS:
+        root.path(directory).mkdir()
+        root.path(directory).chmod(mode)
+    assert owner_and_mode(root, DIRS[1]) == f"root:root {mode:o}"
+    ok(root.install_deb(service_debs.v1))
+    for directory in DIRS:
+        assert owner_and_mode(root, directory) == f"{NAME}:{NAME} 750", directory
+    running_pid(root)
+    assert len(log_lines(root, r" INFO ready: ")) == 1
+
+
+@pytest.mark.parametrize("foreign", ["with-a-member", "primary-of-another-user", "not-a-system-group"])
+def test_H7_postinst_refuses_a_group_of_the_users_name_that_is_not_its_own(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs, foreign: str
+) -> None:
+    root = sysv_root()
+    if foreign == "not-a-system-group":
+        ok(root.run(["groupadd", "--gid", "1500", NAME]))
+    else:
+        ok(root.run(["groupadd", "--system", NAME]))
+        joins = ["--groups", NAME] if foreign == "with-a-member" else ["--gid", NAME]
+        ok(root.run(["useradd", "--system", "--no-create-home", *joins, "alice"]))
+    group = entry(root, "group")
+    gid = group.split(":")[2]
+    output = refused(root, service_debs.v1)
+    members, primary = {
+        "with-a-member": ("alice", "none"),
+        "primary-of-another-user": ("none", "alice"),
+        "not-a-system-group": ("none", "none"),
+    }[foreign]
+    assert (
+        f"{NAME}.postinst: the group {NAME} exists (gid {gid}, members: {members}, primary group of: "
+        f"{primary}): it is not the service's own; allowed: no such group, or a system group "
+        f"(100-999, /etc/adduser.conf) of {NAME} alone. Rename or remove it, {RETRY}"
+    ) in output, output[-3000:]
+    assert entry(root, "passwd") == "", "no user made"
+    assert entry(root, "group") == group, "the group unchanged"
+
+
+def test_P8_an_admins_dpkg_statoverride_on_a_dir_is_kept_on_reconfigure_and_upgrade(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run(["dpkg-statoverride", "--update", "--add", NAME, "adm", "2750", DIRS[1]]))
+    ok(root.run([f"/var/lib/dpkg/info/{NAME}.postinst", "configure", "0.1.0"]))
+    ok(root.install_deb(service_debs.v2))
+    assert owner_and_mode(root, DIRS[1]) == f"{NAME}:adm 2750"
+    assert owner_and_mode(root, DIRS[0]) == f"{NAME}:{NAME} 750"
+    running_pid(root)
+
+
+def test_P8_a_symlink_where_a_dir_goes_is_refused_and_its_target_left_alone(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    root = sysv_root()
+    root.path(DIRS[1]).symlink_to("/etc")
+    output = refused(root, service_debs.v1)
+    assert (
+        f"{NAME}.postinst: {DIRS[1]} exists and is not a directory; allowed: a directory or nothing. "
+        "Move it away, then run: dpkg --configure -a"
+    ) in output, output[-3000:]
+    assert owner_and_mode(root, "/etc") == "root:root 755"
+
+
+def test_P8_a_reader_the_admin_added_to_the_services_group_stays_through_reconfigure_and_upgrade(
+    sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
+) -> None:
+    """Once the group is the user's own, members an admin gave it (to read the logs) are no refusal."""
+    root = sysv_root()
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run(["useradd", "--system", "--no-create-home", "--groups", NAME, "alice"]))
+    group = entry(root, "group")
+    assert group.endswith(":alice"), group
+    ok(root.run([f"/var/lib/dpkg/info/{NAME}.postinst", "configure", "0.1.0"]))
+    ok(root.install_deb(service_debs.v2))
+    assert entry(root, "group") == group
+    running_pid(root)
+
+
+@pytest.fixture(scope="module")
+def rpm_pre(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The %pre scriptlet of the same project's .rpm, as rpm would run it."""
+    require_tool("rpmbuild", "rpm")
+    env = {**os.environ, "HOME": str(tmp_path_factory.mktemp("rpm-home"))}
+    ok(run(["make", "-C", str(service_debs.project), "rpm"], env=env))
+    (rpm,) = (service_debs.project / "dist").glob("*.rpm")
+    return ok(run(["rpm", "-qp", "--queryformat", "%{PREIN}", str(rpm)], env=env)).stdout
+
+
+@pytest.mark.parametrize(
+    "host", ["fresh", "system-user", "upgrade-with-a-reader", "non-system-user", "foreign-group"]
+)
+def test_P8_H7_the_rpm_pre_adopts_and_refuses_as_the_postinst_does(
+    sysv_root: Callable[..., SysvRoot], rpm_pre: str, host: str
+) -> None:
+    """The scriptlet under dash with the real useradd and groupadd of a Debian root."""
+    root = sysv_root()
+    setup = {
+        "fresh": [],
+        "system-user": [["useradd", "--system", "--gid", "nogroup", NAME]],
+        "upgrade-with-a-reader": [
+            ["groupadd", "--system", NAME],
+            ["useradd", "--system", "--gid", NAME, NAME],
+            ["useradd", "--system", "--groups", NAME, "alice"],
+        ],
+        "non-system-user": [["useradd", "--uid", "1000", "--user-group", NAME]],
+        "foreign-group": [["groupadd", "--system", NAME], ["useradd", "--system", "--groups", NAME, "alice"]],
+    }[host]
+    for command in setup:
+        ok(root.run(command))
+    before = (entry(root, "passwd"), entry(root, "group"))
+    root.write_file("/var/tmp/pre", rpm_pre)
+    result = root.run(["sh", "/var/tmp/pre", "1"])
+    if host in ("fresh", "system-user", "upgrade-with-a-reader"):
+        assert result.returncode == 0, result.stderr
+        user = entry(root, "passwd").split(":")
+        assert 100 < int(user[2]) < 1000, user
+        assert len(db_entries(root, "group")) == 1
+        if host != "fresh":
+            assert entry(root, "passwd") == before[0], "adopted as it is"
+        if host == "upgrade-with-a-reader":
+            assert entry(root, "group") == before[1]
+        return
+    assert result.returncode == 1
+    assert (entry(root, "passwd"), entry(root, "group")) == before, "nothing made or changed"
+    gid = before[1].split(":")[2] if before[1] else ""
+    expected = {
+        "non-system-user": f"the user {NAME} exists with uid 1000, not a system uid (101-999,",
+        "foreign-group": f"the group {NAME} exists (gid {gid}, members: alice, primary group of: none):",
+    }[host]
+    assert result.stderr.startswith(f"{NAME}: {expected}"), result.stderr
+    assert result.stderr.endswith(". Rename or remove it, then install again\n"), result.stderr

@@ -5,7 +5,9 @@ Two steps, so that only the first one may use the network (see docs/packaging.md
   lock PYPROJECT WHEELDIR   resolve the dependencies with pip into WHEELDIR/*.whl and
                             pin them, with their sha256, in WHEELDIR/requirements.txt.
                             Nothing changed: no pip. No dependencies: no pip either.
-  unpack LOCK DEST          unpack the locked wheels into DEST with the standard library.
+  unpack PYPROJECT LOCK DEST
+                            unpack the locked wheels into DEST with the standard library,
+                            once LOCK is known to be made from PYPROJECT's dependencies.
 
 A pure-Python wheel installs by unpacking it (PEP 427), so the package builds
 (dpkg-buildpackage, rpmbuild) need neither pip nor the network. Runs on Python 3.9+.
@@ -164,10 +166,22 @@ def _prune(wheeldir: Path, keep: set[str]) -> None:
             wheel.unlink()
 
 
-def unpack(lockfile: Path, dest: Path, reserved: list[str]) -> None:
+def current_lock(pyproject: Path, lockfile: Path) -> Lock:
+    """The lock, if it was made from pyproject's dependencies: file times prove nothing after a checkout."""
     current = read_lock(lockfile)
     if current is None:
         raise VendorError(f"{lockfile} is missing or has no dependencies line: run `make wheels`")
+    dependencies = read_dependencies(pyproject)
+    if current.dependencies != dependencies:
+        raise VendorError(
+            f"{lockfile} was made from the dependencies {json.dumps(current.dependencies)}, but "
+            f"{pyproject} lists {json.dumps(dependencies)}: run `make wheels` to lock them again"
+        )
+    return current
+
+
+def unpack(pyproject: Path, lockfile: Path, dest: Path, reserved: list[str]) -> None:
+    current = current_lock(pyproject, lockfile)
     have = wheels_by_hash(lockfile.parent) if current.pins else {}
     if dest.exists():
         shutil.rmtree(dest)
@@ -228,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     unpack_parser.add_argument(
         "--reserve", action="append", default=[], help="a top-level name the service owns"
     )
+    unpack_parser.add_argument("pyproject", type=Path)
     unpack_parser.add_argument("lockfile", type=Path)
     unpack_parser.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lock":
             lock(args.pyproject, args.wheeldir, args.python_version)
         else:
-            unpack(args.lockfile, args.dest, args.reserve)
+            unpack(args.pyproject, args.lockfile, args.dest, args.reserve)
     except (VendorError, OSError, zipfile.BadZipFile) as err:
         print(f"vendor: {err}", file=sys.stderr)
         return 1
