@@ -31,6 +31,8 @@ COMMON = {
     "debian/rules",
     "debian/source/format",
     "deploy/check-health",
+    "deploy/deploy-host",
+    "deploy/install-and-check",
     "deploy/ansible/site.yml",
     "deploy/apt/distributions",
     "docs/packaging.md",

@@ -1,0 +1,218 @@
+"""Rows D1-D5 of RELIABILITY.md: `make -j deploy` to real hosts over ssh (see hosts.py).
+
+One fleet of four hosts serves the whole module; each test first brings the fleet to the
+version it starts from (with `make deploy` itself), so the tests do not depend on their order.
+The hosts are named in HOSTS the ways users name them: a name from ssh_config, user@name, and
+an IPv6 literal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import hosts
+import pytest
+import service
+from conftest import ServiceDebs, _make_deb
+from support import require_tool, run
+
+DESTINATIONS = ["h1", "root@h2", "h3", "[::1]"]
+V1, V2 = "0.1.0", "0.2.0"
+# A failing host waits this long for /health before it rolls back.
+HEALTH_TIMEOUT = "3"
+
+
+@dataclass(frozen=True)
+class Summary:
+    before: str
+    after: str
+    result: str
+
+
+@dataclass(frozen=True)
+class Deploy:
+    returncode: int
+    stdout: str
+    output: str  # stdout and stderr
+    summary: dict[str, Summary]  # by destination, as HOSTS gave it
+
+    def lines_of(self, destination: str) -> list[str]:
+        return [line for line in self.output.splitlines() if line.startswith(f"{destination}: ")]
+
+
+@pytest.fixture(scope="module")
+def fleet(system_host: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[hosts.Fleet]:
+    require_tool("ssh", "scp", "ssh-keygen")
+    with hosts.fleet(tmp_path_factory.mktemp("fleet"), DESTINATIONS) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def broken_deb(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.3.0, whose daemon runs but answers /health with 404: it fails every health check."""
+    project = tmp_path_factory.mktemp("broken") / "my-service"
+    shutil.copytree(service_debs.project, project, ignore=shutil.ignore_patterns("build", "dist"))
+    health = project / "src/my_service/health.py"
+    health.write_text(health.read_text().replace('!= "/health"', '!= "/broken"'))
+    result = run(
+        ["dch", "-v", "0.3.0", "--distribution", "unstable", "--force-distribution", "Broken on purpose."],
+        cwd=project,
+        env={"DEBFULLNAME": "Platform Team", "DEBEMAIL": "platform@example.com", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    return _make_deb(project)
+
+
+def deploy(fleet: hosts.Fleet, project: Path, deb: Path, destinations: str = "") -> Deploy:
+    result = run(
+        ["make", "-C", str(project), "-j8", "--no-print-directory", "deploy",
+         f"HOSTS={destinations or fleet.destinations()}", f"DEB={deb}", f"HEALTH_TIMEOUT={HEALTH_TIMEOUT}",
+         *(f"{name}={value}" for name, value in fleet.make_env().items())],
+        timeout=300,
+    )  # fmt: skip
+    summary = {}
+    for line in result.stdout.splitlines():
+        found = re.fullmatch(r"(\S+) (\S+) -> (\S+) (upgraded|rolled-back|unreachable|failed) \d+s", line)
+        if found:
+            summary[found[1]] = Summary(found[2], found[3], found[4])
+    return Deploy(result.returncode, result.stdout, result.stdout + result.stderr, summary)
+
+
+def ensure(fleet: hosts.Fleet, project: Path, deb: Path, version: str) -> None:
+    """Bring every host to `version` with make deploy (so that the host keeps its .deb)."""
+    if all(host.version() == version for host in fleet.hosts):
+        return
+    done = deploy(fleet, project, deb)
+    assert done.returncode == 0, done.output
+
+
+def serves(host: hosts.TestHost, version: str, port: int = service.PORT) -> None:
+    assert host.version() == version
+    reply = host.root.http_get(port, "/health")
+    assert reply.status == 200, (host.name, reply)
+    assert json.loads(reply.body)["status"] == "ok"
+
+
+def test_D1_make_j_deploy_of_v1_to_every_host_serves_v1(
+    fleet: hosts.Fleet, service_debs: ServiceDebs
+) -> None:
+    done = deploy(fleet, service_debs.project, service_debs.v1)
+    assert done.returncode == 0, done.output
+    assert list(done.summary) == DESTINATIONS, done.output
+    for host in fleet.hosts:
+        assert done.summary[host.destination].after == V1
+        assert done.summary[host.destination].result == "upgraded"
+        serves(host, V1)
+        # Every line the deploy printed about this host says so; the health gate ran on it.
+        assert any(
+            re.search(r": http://127\.0\.0\.1:8080/health: 200$", line)
+            for line in done.lines_of(host.destination)
+        )
+    for line in done.output.splitlines()[: -len(DESTINATIONS) - 1]:
+        assert line.split(": ", 1)[0] in DESTINATIONS, line
+
+
+def test_D2_v2_to_every_host_while_a_client_polls_each(fleet: hosts.Fleet, service_debs: ServiceDebs) -> None:
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    answered = {host.name: 0 for host in fleet.hosts}
+    stop = threading.Event()
+
+    def poll(host: hosts.TestHost) -> None:
+        while not stop.is_set() and answered[host.name] < 1000:
+            if host.root.http_get(service.PORT, "/health").status == 200:
+                answered[host.name] += 1
+            time.sleep(0.05)
+
+    pollers = [threading.Thread(target=poll, args=(host,)) for host in fleet.hosts]
+    for poller in pollers:
+        poller.start()
+    try:
+        done = deploy(fleet, service_debs.project, service_debs.v2)
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join()
+    assert done.returncode == 0, done.output
+    for host in fleet.hosts:
+        assert done.summary[host.destination] == Summary(V1, V2, "upgraded")
+        serves(host, V2)
+        assert answered[host.name] > 0, answered
+
+
+def test_D3_a_v3_that_fails_its_health_check_is_rolled_back_on_every_host(
+    fleet: hosts.Fleet, service_debs: ServiceDebs, broken_deb: Path
+) -> None:
+    ensure(fleet, service_debs.project, service_debs.v2, V2)
+    done = deploy(fleet, service_debs.project, broken_deb)
+    assert done.returncode != 0, done.output
+    for host in fleet.hosts:
+        assert done.summary[host.destination] == Summary(V2, V2, "rolled-back"), done.output
+        assert any("rolling back" in line for line in done.lines_of(host.destination))
+        serves(host, V2)
+
+
+def test_D4_an_unreachable_host_and_one_whose_sshd_dies_are_reported_the_others_finish(
+    fleet: hosts.Fleet, service_debs: ServiceDebs
+) -> None:
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    unreachable, dying = fleet["h3"], fleet["h2"]
+    unreachable.kill_sshd()
+    killed = threading.Event()
+
+    def kill_when_the_copy_arrives() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if list(dying.root.path("/var/tmp").glob("deploy.*/*.deb")):
+                dying.kill_sshd()
+                killed.set()
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_when_the_copy_arrives)
+    killer.start()
+    try:
+        done = deploy(fleet, service_debs.project, service_debs.v2)
+    finally:
+        killer.join()
+        for host in (unreachable, dying):
+            host.start_sshd()
+    assert killed.is_set()
+    assert done.returncode != 0, done.output
+    assert done.summary["h3"].result == "unreachable", done.output
+    assert done.summary["root@h2"].result == "failed", done.output
+    for host in (fleet["h1"], fleet["h4"]):
+        assert done.summary[host.destination] == Summary(V1, V2, "upgraded"), done.output
+        serves(host, V2)
+    assert unreachable.version() == V1
+    for host in fleet.hosts:
+        audit = host.root.run(["dpkg", "--audit"])
+        assert (audit.returncode, audit.stdout) == (0, ""), (host.name, audit)
+
+
+def test_D5_the_health_gate_uses_the_port_of_the_hosts_own_config(
+    fleet: hosts.Fleet, service_debs: ServiceDebs
+) -> None:
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    host = fleet["h1"]
+    config = host.root.path(service.CONFIG)
+    original = config.read_text()
+    config.write_text(re.sub(r"(?m)^port = .*$", "port = 8081", original))
+    try:
+        host.root.run(["/etc/init.d/my-service", "restart"], check=True)
+        done = deploy(fleet, service_debs.project, service_debs.v2, host.destination)
+        assert done.returncode == 0, done.output
+        assert done.summary[host.destination] == Summary(V1, V2, "upgraded")
+        assert any(line.endswith(":8081/health: 200") for line in done.lines_of(host.destination)), (
+            done.output
+        )
+        serves(host, V2, port=8081)
+    finally:
+        config.write_text(original)
+        host.root.run(["/etc/init.d/my-service", "restart"], check=True)
