@@ -20,7 +20,9 @@ from pathlib import Path
 
 import harness
 
-SSH_FLAVOUR = harness.Flavour("ssh", (*harness.BASE_PACKAGES, "openssh-server"), allow_service_start=True)
+SSH_FLAVOUR = harness.Flavour(
+    "ssh", (*harness.BASE_PACKAGES, "openssh-server", "python3-apt"), allow_service_start=True
+)
 
 # The ProxyCommand, run on the build machine inside a host's network namespace.
 _RELAY = """
