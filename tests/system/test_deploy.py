@@ -73,7 +73,7 @@ def broken_deb(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFacto
 def deploy(fleet: hosts.Fleet, project: Path, deb: Path, destinations: str = "") -> Deploy:
     result = run(
         ["make", "-C", str(project), "-j8", "--no-print-directory", "deploy",
-         f"HOSTS={destinations or fleet.destinations()}", f"DEB={deb}", f"HEALTH_TIMEOUT={HEALTH_TIMEOUT}",
+         f"HOSTS={destinations or fleet.destinations()}", f"DEPLOY_DEB={deb}", f"HEALTH_TIMEOUT={HEALTH_TIMEOUT}",
          *(f"{name}={value}" for name, value in fleet.make_env().items())],
         timeout=300,
     )  # fmt: skip
