@@ -27,7 +27,10 @@ SSH_FLAVOUR = harness.Flavour(
 # The ProxyCommand, run on the build machine inside a host's network namespace.
 _RELAY = """
 import os, socket, sys, threading
-sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+try:
+    sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+except OSError as err:
+    sys.exit(f"relay to {sys.argv[1]} port {sys.argv[2]}: {err}")
 sock.settimeout(None)
 def upstream():
     while data := os.read(0, 65536):
@@ -103,6 +106,34 @@ class Fleet:
     def make_env(self) -> dict[str, str]:
         """make's variables: ssh options that are the user's (here: the test's ssh_config)."""
         return {"SSH": f"ssh -F {self.ssh_config}", "SCP": f"scp -F {self.ssh_config}", "SUDO": ""}
+
+    def inventory(self) -> str:
+        """An Ansible inventory of the hosts, reached as HOSTS names them (see `destinations`)."""
+        lines = ["[all]"]
+        for host in self.hosts:
+            address = host.destination.split("@")[-1].strip("[]")
+            lines.append(f"{host.name} ansible_host={address}")
+        # Logged in as root: nothing to become (the roots have no sudo).
+        lines += [
+            "[all:vars]",
+            "ansible_user=root",
+            "ansible_become=false",
+            "ansible_python_interpreter=/usr/bin/python3",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def ansible_env(self, home: Path) -> dict[str, str]:
+        """ansible-playbook's environment: its own home, the test's ssh_config, no ssh multiplexer."""
+        return {
+            "ANSIBLE_HOME": str(home),
+            "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(home / "cp"),
+            "ANSIBLE_SSH_ARGS": f"-F {self.ssh_config} -o ControlMaster=no",
+            # One ssh connection per task instead of several.
+            "ANSIBLE_PIPELINING": "1",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        }
 
     def destinations(self) -> str:
         return " ".join(host.destination for host in self.hosts)

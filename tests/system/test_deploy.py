@@ -9,8 +9,10 @@ an IPv6 literal.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import hosts
 import pytest
 import service
 from conftest import ServiceDebs, _make_deb
-from support import require_tool, run
+from support import require_tool, run, signing_key
 
 DESTINATIONS = ["h1", "root@h2", "h3", "[::1]"]
 V1, V2 = "0.1.0", "0.2.0"
@@ -73,7 +75,8 @@ def broken_deb(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFacto
 def deploy(fleet: hosts.Fleet, project: Path, deb: Path, destinations: str = "") -> Deploy:
     result = run(
         ["make", "-C", str(project), "-j8", "--no-print-directory", "deploy",
-         f"HOSTS={destinations or fleet.destinations()}", f"DEPLOY_DEB={deb}", f"HEALTH_TIMEOUT={HEALTH_TIMEOUT}",
+         f"HOSTS={destinations or fleet.destinations()}", f"DEPLOY_DEB={deb}",
+         f"HEALTH_TIMEOUT={HEALTH_TIMEOUT}",
          *(f"{name}={value}" for name, value in fleet.make_env().items())],
         timeout=300,
     )  # fmt: skip
@@ -216,3 +219,120 @@ def test_D5_the_health_gate_uses_the_port_of_the_hosts_own_config(
     finally:
         config.write_text(original)
         host.root.run(["/etc/init.d/my-service", "restart"], check=True)
+
+
+def publish(project: Path, repo: Path, deb: Path, key: str, env: dict[str, str]) -> None:
+    result = run(
+        ["make", "-C", str(project), "publish", f"REPO={repo}", f"KEY={key}", f"DEPLOY_DEB={deb}"], env=env
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def serve_repository(host: hosts.TestHost, repo: Path) -> None:
+    """The repository as the host's file:///srv/apt (the hosts have no other network)."""
+    inside = host.root.path("/srv/apt")
+    shutil.rmtree(inside, ignore_errors=True)
+    shutil.copytree(repo, inside)
+    host.root.run(["chmod", "-R", "a+rX", "/srv/apt"], check=True)
+
+
+def test_D6_hosts_pull_v2_from_the_signed_repository_and_refuse_one_signed_by_another_key(
+    fleet: hosts.Fleet, service_debs: ServiceDebs, broken_deb: Path, tmp_path: Path
+) -> None:
+    require_tool("reprepro", "gpg")
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    project = service_debs.project
+    with signing_key() as (env, key), signing_key() as (other_env, other_key):
+        publish(project, tmp_path / "repo", service_debs.v2, key, env)
+        publish(project, tmp_path / "other", broken_deb, other_key, other_env)
+    sources = (project / "deploy/apt/my-service.sources").read_text()
+    sources = sources.replace("https://apt.example.com/my-service", "file:///srv/apt")
+    update = ["apt-get", "update", "--error-on=any"]
+    mirror = fleet.hosts[0].root.path("/etc/apt/sources.list").read_text()
+    try:
+        for host in fleet.hosts:
+            serve_repository(host, tmp_path / "repo")
+            host.root.path("/etc/apt/keyrings").mkdir(parents=True, exist_ok=True)
+            host.root.copy_in(tmp_path / "repo/my-service.gpg", "/etc/apt/keyrings/my-service.gpg")
+            host.root.write_file("/etc/apt/sources.list.d/my-service.sources", sources)
+            # The hosts have no network: their one source is this repository.
+            host.root.write_file("/etc/apt/sources.list", "")
+            host.root.run(update, check=True)
+            host.root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"], check=True)
+            serves(host, V2)
+
+            serve_repository(host, tmp_path / "other")
+            refused = host.root.run(update)
+            assert refused.returncode == 100, refused
+            assert "NO_PUBKEY" in refused.stderr or "not signed" in refused.stderr, refused.stderr
+            host.root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"])
+            serves(host, V2)
+    finally:
+        for host in fleet.hosts:
+            host.root.sh(
+                "rm -rf /srv/apt /etc/apt/sources.list.d/my-service.sources /etc/apt/keyrings/my-service.gpg"
+                " /var/lib/apt/lists/*_*"
+            )
+            host.root.write_file("/etc/apt/sources.list", mirror)
+
+
+def playbook(
+    fleet: hosts.Fleet, project: Path, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook deploy/ansible/site.yml, run from the project's root as its docs say."""
+    require_tool("ansible-playbook")
+    inventory = tmp_path / "inventory"
+    inventory.write_text(fleet.inventory())
+    return run(
+        ["ansible-playbook", "-i", str(inventory), "deploy/ansible/site.yml",
+         "-e", f"health_timeout={HEALTH_TIMEOUT}", *args],
+        cwd=project, env={**os.environ, **fleet.ansible_env(tmp_path / "ansible")}, timeout=600,
+    )  # fmt: skip
+
+
+def batches(output: str) -> list[list[str]]:
+    """The hosts of each batch (sorted), in order: with `serial`, the play runs once per batch."""
+    found: list[list[str]] = []
+    for line in output.splitlines():
+        if line.startswith("PLAY [") and not line.startswith("PLAY RECAP"):
+            found.append([])
+        elif found and (reached := re.match(r"ok: \[(h\d)\]", line)) and reached[1] not in found[-1]:
+            found[-1].append(reached[1])
+    return [sorted(batch) for batch in found]
+
+
+def dpkg_log_lines(host: hosts.TestHost) -> int:
+    return len(host.root.path("/var/log/dpkg.log").read_text().splitlines())
+
+
+def test_D7_ansible_rolls_out_in_batches_and_a_broken_canary_stops_the_rollout(
+    fleet: hosts.Fleet, service_debs: ServiceDebs, broken_deb: Path, tmp_path: Path
+) -> None:
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    result = playbook(fleet, service_debs.project, tmp_path, "-e", f"deb={service_debs.v2}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert batches(result.stdout) == [["h1"], ["h2", "h3"], ["h4"]], result.stdout[-6000:]
+    for host in fleet.hosts:
+        serves(host, V2)
+
+    others = {host.name: dpkg_log_lines(host) for host in fleet.hosts[1:]}
+    result = playbook(fleet, service_debs.project, tmp_path, "-e", f"deb={broken_deb}")
+    assert result.returncode != 0, result.stdout[-6000:]
+    assert batches(result.stdout) == [["h1"]], result.stdout[-6000:]
+    assert "h1 failed its health check and was rolled back to 0.2.0" in result.stdout
+    serves(fleet["h1"], V2)
+    for host in fleet.hosts[1:]:
+        serves(host, V2)
+        assert dpkg_log_lines(host) == others[host.name], f"{host.name} was touched"
+
+
+def test_D8_the_playbook_takes_a_deb_path_relative_to_where_it_is_run(
+    fleet: hosts.Fleet, service_debs: ServiceDebs, tmp_path: Path
+) -> None:
+    ensure(fleet, service_debs.project, service_debs.v1, V1)
+    relative = service_debs.v2.relative_to(service_debs.project)
+    assert not relative.is_absolute()
+    result = playbook(fleet, service_debs.project, tmp_path, "-e", f"deb={relative}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    for host in fleet.hosts:
+        serves(host, V2)
