@@ -6,6 +6,7 @@ ProxyCommand that enters that namespace and relays stdio to its loopback address
 or [::1]:22 for the host named by an IPv6 literal). Client and host keys are throwaway ones made
 here, and the known_hosts file is written here: host keys are checked (StrictHostKeyChecking yes).
 ssh, scp and Ansible get everything with `-F ssh_config`; ~/.ssh is never read nor written.
+Ansible's apt module needs python3-apt on the hosts: that makes this root flavour of its own.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class Fleet:
             "ANSIBLE_HOME": str(home),
             "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(home / "cp"),
+            # No multiplexer: it would outlive the play (and a copy through one failed here under load).
             "ANSIBLE_SSH_ARGS": f"-F {self.ssh_config} -o ControlMaster=no",
             # One ssh connection per task instead of several.
             "ANSIBLE_PIPELINING": "1",
