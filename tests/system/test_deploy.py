@@ -258,9 +258,16 @@ def test_D6_hosts_pull_v2_from_the_signed_repository_and_refuse_one_signed_by_an
             # The hosts have no network: their one source is this repository.
             host.root.write_file("/etc/apt/sources.list", "")
             host.root.run(update, check=True)
-            host.root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"], check=True)
+        # The hosts pull v2 from it: apt-get on one, the playbook (no deb=) on the others.
+        fleet["h1"].root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"], check=True)
+        result = playbook(fleet, project, tmp_path, "-e", '{"batches": ["100%"]}')
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        for host in fleet.hosts:
             serves(host, V2)
+            kept = host.root.run(["dpkg-deb", "-f", "/var/lib/my-service-deploy/rollback.deb", "Version"])
+            assert kept.stdout.strip() == V2, kept
 
+        for host in fleet.hosts:
             serve_repository(host, tmp_path / "other")
             refused = host.root.run(update)
             assert refused.returncode == 100, refused
