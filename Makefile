@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Debian packages the tests run for real; `make deps` installs them (as root).
-DEBIAN_PACKAGES := make dash shellcheck bats bats-assert bats-support logrotate lintian \
+DEBIAN_PACKAGES := make dash shellcheck openssh-client gnupg bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
 	daemontools runit debootstrap systemd-container piuparts reprepro \
 	systemd strace

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,26 @@ def cookiecutter_cli(*args: str, cwd: Path | None = None) -> subprocess.Complete
     import sys
 
     return run([sys.executable, "-m", "cookiecutter", *args], cwd=cwd)
+
+
+@contextlib.contextmanager
+def signing_key() -> Iterator[tuple[dict[str, str], str]]:
+    """A throwaway gpg key in its own GNUPGHOME: (environment with GNUPGHOME, fingerprint).
+
+    The home is short-named under /tmp (gpg-agent's socket path has a length limit); the agent
+    is stopped and the home removed on exit.
+    """
+    home = tempfile.mkdtemp(prefix="gpg-", dir="/tmp")
+    env = {**os.environ, "GNUPGHOME": home}
+    try:
+        made = run(
+            ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"Test <{Path(home).name}@invalid>",
+             "ed25519", "sign", "never"],
+            env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        listed = run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env).stdout
+        yield env, next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:"))
+    finally:
+        run(["gpgconf", "--homedir", home, "--kill", "all"], env=env)
+        shutil.rmtree(home, ignore_errors=True)

@@ -143,23 +143,6 @@ def test_make_dry_run_of_every_target(project: Path, target: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_make_deploy_dry_run_shows_copy_install_and_check_per_host(project: Path) -> None:
-    result = run(["make", "-n", "-C", str(project), "deploy", "HOSTS=h1 root@h2"])
-    assert result.returncode == 0, result.stderr
-    for host in ("h1", "root@h2"):
-        assert f"scp -o BatchMode=yes 'dist/my-service_0.1.0_all.deb' '{host}:/var/tmp/" in result.stdout
-        assert re.search(
-            rf"ssh .*'{host}' 'sudo apt-get install -y .*/var/tmp/my-service_0.1.0_all.deb", result.stdout
-        )
-        assert f"ssh -o BatchMode=yes '{host}' python3 - 8080 < deploy/check-health" in result.stdout
-
-
-def test_make_deploy_without_hosts_explains_usage(project: Path) -> None:
-    result = run(["make", "-C", str(project), "deploy"])
-    assert result.returncode == 2
-    assert 'usage: make deploy HOSTS="host1' in result.stderr
-
-
 def test_make_help_is_the_default_and_lists_every_target(project: Path) -> None:
     result = run(["make", "-C", str(project)])
     assert result.returncode == 0
