@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import health
+from {{ cookiecutter.package_name }} import daemon, health
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 READY = re.compile(r"ready: listening on [^ ]+:(\d+), pid (\d+)")
@@ -145,6 +145,27 @@ def test_sigterm_lets_a_request_in_progress_finish_and_drops_idle_clients(servic
             reply += chunk
     assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
     assert service.process.wait(timeout=5) == 0
+
+
+def test_a_storm_of_hup_and_usr1_leaves_the_daemon_serving(service: Service) -> None:
+    for _ in range(1000):
+        service.signal(signal.SIGHUP)
+        service.signal(signal.SIGUSR1)
+    assert service.health()["pid"] == service.process.pid
+    assert service.process.poll() is None
+
+
+def test_drain_empties_the_wake_up_pipe_whatever_its_length() -> None:
+    for length in (1, 512, 4096, 10000):
+        read, write = os.pipe2(os.O_NONBLOCK)
+        try:
+            os.write(write, b"x" * length)
+            daemon.drain(read)
+            with pytest.raises(BlockingIOError):
+                os.read(read, 1)
+        finally:
+            os.close(read)
+            os.close(write)
 
 
 def test_unknown_path_is_404(service: Service) -> None:

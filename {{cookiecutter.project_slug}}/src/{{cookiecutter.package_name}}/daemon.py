@@ -58,6 +58,13 @@ def inherited_socket() -> socket.socket | None:
     return sock
 
 
+def drain(fd: int) -> None:
+    """Empty the signal wake-up pipe (non-blocking): the flags say which signals came."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 4096):
+            pass
+
+
 class Throttle:
     """True at most once a minute: a failure that recurs on every request is reported
     when it starts, then once a minute while it lasts."""
@@ -312,8 +319,7 @@ class Daemon:
         while not self.stopping or self.connections:
             for key, events in self.selector.select(timeout):
                 if key.data is None:
-                    while os.read(wake_read, 512) == 512:
-                        pass
+                    drain(wake_read)
                 elif key.data is self.server:
                     self.accept()
                 else:
