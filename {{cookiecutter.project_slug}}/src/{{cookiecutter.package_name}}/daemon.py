@@ -20,8 +20,7 @@ import sys
 from . import config, health
 
 NAME = "{{ cookiecutter.project_slug }}"
-# The hooks refuse " and \ in free text: it needs no escaping between double quotes.
-DESCRIPTION = "{{ cookiecutter.description }}"
+DESCRIPTION = {{ cookiecutter.description | python }}
 log = logging.getLogger(__package__)
 
 
@@ -206,7 +205,9 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=NAME, description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog=NAME, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
