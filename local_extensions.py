@@ -132,6 +132,11 @@ def url_host(email: str) -> str:
     return email.rsplit("@", 1)[1].encode("idna").decode("ascii")
 
 
+def idna_address(email: str) -> str:
+    """The same address with its domain IDNA-encoded, as lintian requires of Debian's fields."""
+    return email.rsplit("@", 1)[0] + "@" + url_host(email)
+
+
 FILTERS = {
     "slug": slug,
     "shell": shell,
@@ -145,6 +150,7 @@ FILTERS = {
     "roff": roff,
     "markdown": markdown,
     "url_host": url_host,
+    "idna_address": idna_address,
 }
 
 
