@@ -20,8 +20,9 @@ import re
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import cookiecutter.prompt
 from jinja2 import Environment, Template, Undefined
 from jinja2.exceptions import UndefinedError
 from jinja2.ext import Extension
@@ -59,6 +60,10 @@ def refuse_invalid(answers: dict[str, object]) -> None:
         raise SystemExit(1)
 
 
+# The answers so far, as the last render saw them: the prompt checks a new one beside them.
+_answered: dict[str, object] = {}
+
+
 class CheckedTemplate(Template):
     """A template that refuses bad answers before it renders: cookiecutter renders the
     project directory's name before it makes it, also when it replays answers."""
@@ -67,7 +72,30 @@ class CheckedTemplate(Template):
         answers = dict(*args, **kwargs).get("cookiecutter")
         if isinstance(answers, dict):
             refuse_invalid(answers)
+            _answered.clear()
+            _answered.update(answers)
         return super().render(*args, **kwargs)
+
+
+def ask_until_valid(read: Callable[..., Any]) -> Callable[..., Any]:
+    """cookiecutter's question, asked again until the answer passes; a default that would be
+    refused (a slug derived from "7 Service") is flagged before it is offered."""
+
+    def ask(var_name: str, default_value: Any, prompts: Any = None, prefix: str = "") -> Any:
+        def problems(value: object) -> list[str]:
+            return _load_validator().validate({**_answered, var_name: value})
+
+        for error in problems(default_value) if default_value not in (None, "") else []:
+            print(f"NOTE: the default {default_value!r} would be refused: {error}", file=sys.stderr)
+        while True:
+            value = read(var_name, default_value, prompts, prefix)
+            errors = problems(value)
+            if not errors:
+                return value
+            for error in errors:
+                print(f"ERROR: {error}; try again", file=sys.stderr)
+
+    return ask
 
 
 def slug(text: str, max_length: int) -> str:
@@ -82,8 +110,9 @@ def slug(text: str, max_length: int) -> str:
 
 
 def shell(text: str) -> str:
-    """One shell word: single quotes keep $ ` \\ " literal."""
-    return "'" + text.replace("'", "'\\''") + "'"
+    """One shell word in double quotes, where a backslash keeps $ ` \\ " literal (single quotes
+    would too, but shellcheck then asks whether the $ was meant to expand)."""
+    return '"' + re.sub(r'([$`\\"])', r"\\\1", text) + '"'
 
 
 def percent(text: str) -> str:
@@ -173,3 +202,8 @@ class AnswerGuard(Extension):
         environment.unsafe_undefined = refuse_unsafe  # type: ignore[method-assign]
         environment.filters.update(FILTERS)
         environment.template_class = CheckedTemplate
+        if not hasattr(cookiecutter.prompt.read_user_variable, "checked"):
+            checked = ask_until_valid(cookiecutter.prompt.read_user_variable)
+            checked.checked = True  # type: ignore[attr-defined]
+            # prompt_for_config looks the function up in its module at each question.
+            cookiecutter.prompt.read_user_variable = checked

@@ -130,8 +130,9 @@ def test_h9_bad_answer_in_a_replay_is_one_error_and_no_directory(
 PROMPTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__prompts__"]
 
 
-def interact(tmp_path: Path, answers: dict[str, str]) -> tuple[int, str]:
-    """cookiecutter's prompts through a pseudo-terminal: Enter takes the default."""
+def interact(tmp_path: Path, answers: dict[str, list[str]]) -> tuple[int, str]:
+    """cookiecutter's prompts through a pseudo-terminal: each question asked takes the next of
+    its answers; Enter (no answer left) takes the default."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: cookiecutter on the terminal, plain text
         env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "300"}
@@ -154,7 +155,8 @@ def interact(tmp_path: Path, answers: dict[str, str]) -> tuple[int, str]:
             if prompt:
                 question = prompt.group(1).decode()
                 key = next(key for key, text in PROMPTS.items() if question.startswith(text))
-                os.write(fd, answers.get(key, "").encode() + b"\r")
+                typed = answers[key].pop(0) if answers.get(key) else ""
+                os.write(fd, typed.encode() + b"\r")
                 pending = b""
     finally:
         _, status = os.waitpid(pid, 0)
@@ -162,16 +164,44 @@ def interact(tmp_path: Path, answers: dict[str, str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), transcript.decode(errors="replace").replace("\r", "")
 
 
-def test_h9_interactive_bad_answer_is_one_error_and_no_directory(tmp_path: Path) -> None:
-    code, text = interact(tmp_path, {"port": "80"})
-    assert_one_error((code, text), tmp_path / "out", "port")
+def recorded(project: Path) -> dict[str, str]:
+    return json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+
+
+def test_h9_interactive_bad_answer_is_refused_and_asked_again(tmp_path: Path) -> None:
+    code, text = interact(tmp_path, {"port": ["80", "8443"], "service_user": ["kvm", ""]})
+    assert code == 0, text
+    errors = [line for line in text.splitlines() if line.startswith("ERROR: ")]
+    assert [error.split()[1] for error in errors] == ["service_user", "port"], text
+    assert errors[1].startswith("ERROR: port '80' is not allowed; give a number from 1024 to 65535")
+    assert text.count("TCP port of the health endpoint") == 2
+    assert "Traceback" not in text
+    answers = recorded(tmp_path / "out/my-service")
+    assert (answers["port"], answers["service_user"]) == ("8443", "my-service")
+
+
+def test_h9_interactive_synopsis_is_checked_beside_the_slug(tmp_path: Path) -> None:
+    code, text = interact(tmp_path, {"description": ["My-service for billing", "Exports billing figures"]})
+    assert code == 0, text
+    assert "ERROR: description 'My-service for billing' gives the Debian synopsis" in text
+    assert recorded(tmp_path / "out/my-service")["description"] == "Exports billing figures"
+
+
+def test_h9_a_refused_derived_default_is_flagged_before_it_is_offered(tmp_path: Path) -> None:
+    code, text = interact(tmp_path, {"project_name": ["7 Service"], "project_slug": ["", "seven-service"]})
+    assert code == 0, text
+    note = text.index(
+        "NOTE: the default '7-service' would be refused: project_slug '7-service' is not allowed"
+    )
+    assert note < text.index("Package, command and init script name")
+    assert recorded(tmp_path / "out/seven-service")["package_name"] == "seven_service"
 
 
 def test_h9_interactive_good_answers_make_the_project(tmp_path: Path) -> None:
-    code, text = interact(tmp_path, {"project_name": "Billing Exporter", "init_system": "systemd"})
+    code, text = interact(tmp_path, {"project_name": ["Billing Exporter"], "init_system": ["systemd"]})
     assert code == 0, text
-    recorded = json.loads((tmp_path / "out/billing-exporter/.cookiecutter.json").read_text())["cookiecutter"]
-    assert (recorded["project_slug"], recorded["init_system"]) == ("billing-exporter", "systemd")
+    answers = recorded(tmp_path / "out/billing-exporter")
+    assert (answers["project_slug"], answers["init_system"]) == ("billing-exporter", "systemd")
 
 
 @pytest.mark.parametrize(

@@ -67,3 +67,13 @@ def test_h8_rpm_header_holds_the_answers_byte_exact(project: Path) -> None:
     ]
     info = subprocess.run(["rpm", "-qip", str(rpm)], capture_output=True, text=True, check=False)
     assert f"Summary     : {description[0].upper() + description[1:]}\n" in info.stdout
+
+
+def test_h8_rpm_pre_script_gives_useradd_the_name_as_typed(project: Path) -> None:
+    """The comment of the service user, as sh parses %pre after rpm's macros."""
+    (rpm,) = (project / "dist").glob("*.rpm")
+    scripts = run(["rpm", "-qp", "--scripts", str(rpm)], env={**os.environ, "HOME": str(project)}).stdout
+    (line,) = [line.strip() for line in scripts.splitlines() if line.strip().startswith("-c ")]
+    word = line.removeprefix("-c ").rsplit(" ", 1)[0]
+    result = run(["sh", "-c", f"printf %s {word}"], cwd=project)
+    assert result.stdout == ANSWERS["project_name"]
