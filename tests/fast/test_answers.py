@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,9 @@ def interact(tmp_path: Path, answers: dict[str, list[str]]) -> tuple[int, str]:
                 typed = answers[key].pop(0) if answers.get(key) else ""
                 os.write(fd, typed.encode() + b"\r")
                 pending = b""
+    except BaseException:  # the test failed while cookiecutter still asks: end it
+        os.kill(pid, signal.SIGKILL)
+        raise
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
