@@ -1,6 +1,6 @@
-"""Answers as the user typed them (RELIABILITY.md H8-H9): legitimate text arrives
+"""Answers as the user typed them (RELIABILITY.md H3, H8, H9): legitimate text arrives
 byte-exact where a user reads it and runs nowhere; a bad answer, in any mode, is one
-ERROR line, exit 1 and nothing on disk."""
+ERROR line, exit 1 and nothing on disk; a long name's slug keeps its first words."""
 
 from __future__ import annotations
 
@@ -216,6 +216,6 @@ def test_h9_interactive_good_answers_make_the_project(tmp_path: Path) -> None:
         ("Abcdefghijklmnopqrstuvwxyzabcdefgh Ij", "abcdefghijklmnopqrstuvwxyzabcde"),
     ],
 )
-def test_h10_long_names_are_cut_at_the_end_of_the_slug(tmp_path: Path, name: str, slug: str) -> None:
+def test_h3_long_names_are_cut_at_the_end_of_the_slug(tmp_path: Path, name: str, slug: str) -> None:
     project = render(tmp_path, project_name=name)
     assert project.name == slug
