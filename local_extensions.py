@@ -142,8 +142,9 @@ def docstring(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-# groff would print these as typographic characters or read them as escapes.
-_ROFF = {"\\": "\\e", "-": "\\-", "'": "\\(aq", "`": "\\(ga", "^": "\\(ha", "~": "\\(ti", ".": "\\&."}
+# groff would print these as typographic characters or read them as escapes. A leading . or '
+# would be a request, but the man page puts text before every answer.
+_ROFF = {"\\": "\\e", "-": "\\-", "'": "\\(aq", "`": "\\(ga", "^": "\\(ha", "~": "\\(ti"}
 
 
 def roff(text: str) -> str:
