@@ -11,6 +11,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 SLUG = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
 SLUG_MAX = 31  # it is also the service user's name by default
@@ -18,63 +19,46 @@ PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 USER = re.compile(r"[a-z_][a-z0-9_-]*")
 # systemd warns about longer User= names (its strict rule, utmp's 32 bytes with the NUL).
 USER_MAX = 31
-VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}")
-EMAIL = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# A Debian native version that RPM takes too: ~ sorts before (1.0~rc1 < 1.0), + after.
+VERSION = re.compile(r"[0-9][A-Za-z0-9]*([.+~][A-Za-z0-9]+)*")
+VERSION_RULE = (
+    "start with a digit, then letters and digits separated by . + or ~, such as 0.1.0, 1.0~rc1 "
+    "or 2.0+really1.9"
+)
+# International addresses (RFC 6531): any letters in the local part and the domain, whose
+# labels IDNA must be able to encode (the RPM spec's URL uses the encoded domain).
+EMAIL = re.compile(r"[\w.+'-]+@([^\W_]([\w-]*[^\W_])?\.)+([^\W\d_]{2,}|xn--[a-z0-9-]+)")
 PORT_MIN, PORT_MAX = 1024, 65535
 INIT_SYSTEMS = ("all", "sysv", "upstart", "systemd", "daemontools")
-# Accounts and groups that Debian's base-passwd, adduser and common packages own.
+# Names the service user must not take: the group of that name would be its primary group,
+# and with it device or admin access. From base-passwd 3.6 (/usr/share/base-passwd/passwd.master
+# and group.master), systemd's sysusers.d and udev rules (basic.conf, 50-udev-default.rules),
+# adduser's defaults and the Debian packages that create privileged groups.
 RESERVED_USERS = frozenset(
-    {
-        "root",
-        "daemon",
-        "bin",
-        "sys",
-        "sync",
-        "games",
-        "man",
-        "lp",
-        "mail",
-        "news",
-        "uucp",
-        "proxy",
-        "www-data",
-        "backup",
-        "list",
-        "irc",
-        "gnats",
-        "nobody",
-        "nogroup",
-        "adm",
-        "staff",
-        "users",
-        "operator",
-        "sudo",
-        "wheel",
-        "shadow",
-        "utmp",
-        "tty",
-        "disk",
-        "kmem",
-        "dialout",
-        "systemd-journal",
-        "systemd-network",
-        "systemd-resolve",
-        "systemd-timesync",
-        "messagebus",
-        "sshd",
-        "_apt",
-        "postfix",
-        "ntp",
-        "chrony",
-        "syslog",
-    }
+    """
+    root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats _apt
+    nobody adm tty disk kmem dialout fax voice cdrom floppy tape sudo audio dip operator src shadow
+    utmp video sasl plugdev staff users nogroup
+    input kvm render sgx netdev systemd-journal systemd-network systemd-resolve systemd-timesync
+    systemd-coredump systemd-oom messagebus polkitd tss uuidd
+    wheel admin lpadmin scanner bluetooth i2c gpio spi crontab ssl-cert ssh _ssh sshd mlocate
+    docker libvirt libvirt-qemu lxd incus incus-admin wireshark sambashare pulse pulse-access
+    rtkit avahi colord geoclue gdm lightdm sddm postfix postdrop ntp ntpsec chrony _chrony syslog
+    """.split()  # noqa: SIM905 - a table of words reads better than 90 quoted strings
 )
-# Free text lands in shell comments, unit files, debian/control, the RPM spec (where %
-# expands macros), YAML and roff: plain printable text of one line renders inert in all.
-TEXT_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069%\\`$<>{}"]')
+# Free text is escaped for each format it lands in (local_extensions.py); refused are only the
+# characters that none can carry: control, format (bidi, zero-width, U+FEFF) and line or
+# paragraph separators, which end a line for python-debian and str.splitlines, and { }, which
+# cookiecutter renders as Jinja.
+TEXT_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 TEXT_RULE = (
-    'one line of printable text; not allowed: control or bidi characters, and any of % \\ ` $ < > { } "'
+    "one line of printable text; not allowed: control, bidi, zero-width and line-separator "
+    "characters, and { }"
 )
+
+
+def _forbidden(value: str) -> str | None:
+    return next((c for c in value if c in "{}" or unicodedata.category(c) in TEXT_FORBIDDEN_CATEGORIES), None)
 
 
 def _text(name: str, value: str, max_len: int) -> list[str]:
@@ -82,12 +66,22 @@ def _text(name: str, value: str, max_len: int) -> list[str]:
         return [f"{name} is empty; give {TEXT_RULE}"]
     if len(value) > max_len:
         return [f"{name} is {len(value)} characters long; at most {max_len} are allowed"]
-    bad = TEXT_FORBIDDEN.search(value)
+    bad = _forbidden(value)
     if bad:
-        return [f"{name} contains {bad.group()!r}; it must be {TEXT_RULE}"]
+        return [f"{name} contains {bad!r} (U+{ord(bad):04X}); it must be {TEXT_RULE}"]
     if value != value.strip():
         return [f"{name} {value!r} starts or ends with spaces; trim them"]
     return []
+
+
+def _description(value: str) -> list[str]:
+    errors = _text("description", value, 80)
+    if not errors and value.endswith("\\"):
+        errors.append(
+            f"description {value!r} ends with a backslash, which joins the next line of a systemd unit; "
+            "end it with another character"
+        )
+    return errors
 
 
 def _maintainer_name(value: str) -> list[str]:
@@ -132,6 +126,20 @@ def _pattern(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> l
     return [f"{name} {value!r} is not allowed; {allowed}"]
 
 
+def _email(value: str) -> list[str]:
+    errors = _pattern(
+        "maintainer_email", value, EMAIL, "give an address such as name@example.com or josé@exämple.de"
+    )
+    if not errors:
+        try:
+            value.split("@")[1].encode("idna")
+        except UnicodeError as error:
+            errors.append(
+                f"maintainer_email {value!r} has a domain that IDNA cannot encode ({error}); give another"
+            )
+    return errors
+
+
 def _slug(value: str) -> list[str]:
     errors = _pattern(
         "project_slug",
@@ -165,7 +173,11 @@ def _user(value: str) -> list[str]:
     if len(value) > USER_MAX:
         errors.append(f"service_user is {len(value)} characters long; at most {USER_MAX} are allowed")
     if value in RESERVED_USERS or value.startswith("systemd-"):
-        errors.append(f"service_user {value!r} is a reserved system account; the service needs its own user")
+        errors.append(
+            f"service_user {value!r} is a reserved system account or group (of base-passwd, systemd or "
+            "a common package; as the primary group it can grant device or admin access); "
+            "the service needs its own user"
+        )
     return errors
 
 
@@ -186,12 +198,10 @@ CHECKS = {
     "project_name": lambda v: _text("project_name", v, 64),
     "project_slug": _slug,
     "package_name": _package,
-    "description": lambda v: _text("description", v, 80),
+    "description": _description,
     "maintainer_name": _maintainer_name,
-    "maintainer_email": lambda v: _pattern(
-        "maintainer_email", v, EMAIL, "give an address such as name@example.com"
-    ),
-    "version": lambda v: _pattern("version", v, VERSION, "use 1 to 4 dot-separated numbers such as 0.1.0"),
+    "maintainer_email": _email,
+    "version": lambda v: _pattern("version", v, VERSION, VERSION_RULE),
     "service_user": _user,
     "port": _port,
     "init_system": _init_system,

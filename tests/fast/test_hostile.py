@@ -4,7 +4,6 @@ on disk, or rendered inert with every output still passing its linter."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -191,17 +190,3 @@ def test_h6_existing_output_directory_is_not_overwritten_without_asking(tmp_path
     assert result.returncode != 0
     assert "already exists" in result.stdout + result.stderr
     assert tree(existing) == {"keep.txt"}
-
-
-def test_bad_answer_in_a_replay_is_refused_by_the_pre_gen_hook(tmp_path: Path) -> None:
-    replay = tmp_path / "replay.json"
-    answers = json.loads((TEMPLATE / "cookiecutter.json").read_text())
-    record = {key: value for key, value in answers.items() if not key.startswith("_")}
-    record.update(project_slug="my-service", package_name="my_service", service_user="my-service", port="1")
-    record["init_system"] = "all"
-    replay.write_text(json.dumps({"cookiecutter": record}))
-    out = tmp_path / "out"
-    result = cookiecutter_cli("--replay-file", str(replay), "-o", str(out), str(TEMPLATE), cwd=tmp_path)
-    assert result.returncode != 0
-    assert "ERROR: port '1' is not allowed; give a number from 1024 to 65535" in result.stderr
-    assert not os.listdir(out) if out.exists() else True

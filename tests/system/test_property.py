@@ -4,8 +4,10 @@ warning, and whose .deb passes lintian; rendering and building it runs none of t
 only in the output directory.
 
 Hypothesis draws the free text (project name, description, maintainer) from words, unicode, the
-shell and Jinja-ish characters that validation lets through, well-known awkward values and inert
-`; touch CANARY` payloads, and the names (slug, service user) from the hook's patterns. The hook's
+shell, roff, RPM-macro and quoting characters that validation lets through (% \\ $ " < > ` among
+them, H8), well-known awkward values and inert `; touch CANARY` or `$(touch CANARY)` payloads, the
+names (slug, service user) from the hook's patterns, and the address and version from samples
+with international addresses and ~ or + versions. The hook's
 own validate() keeps only the answers it accepts. The tier runs PROPERTY_EXAMPLES examples (15 by
 default, the same ones every run); set it higher for a longer, freshly random run.
 """
@@ -63,6 +65,10 @@ PAYLOADS = [
     f"' ; touch {CANARY} #",
     f"(touch {CANARY})",
     f"!touch {CANARY}",
+    f"$(touch {CANARY})",
+    f"`touch {CANARY}`",
+    f'"; touch {CANARY}; "',
+    f"%(touch {CANARY})",
 ]
 # What people type, and what some tool treats specially (roff requests, RFC 5322 specials,
 # lintian's reserved names and one-word synopses).
@@ -83,14 +89,17 @@ AWKWARD = [
     "The",
     "missing",
 ]
-# Shell and Jinja-ish characters that validation lets through in free text.
-METACHARACTERS = ";'&|*?()#!~,.:[]@^=+-_/"
+# Shell, roff, RPM-macro and quoting characters that validation lets through in free text.
+METACHARACTERS = ";'&|*?()#!~,.:[]@^=+-_/%\\$\"<>`"
 LOWER = string.ascii_lowercase
+EMAILS = ["platform@example.com", "zoë@exämple.de", "用户@例子.广告", "o'neil+ops@example.co.uk"]
+VERSIONS = ["0.1.0", "1.0~rc1", "2.0+really1.9", "10.2.3.4"]
 
 fragments = st.one_of(
     st.text(string.ascii_letters + string.digits, min_size=1, max_size=10),
     st.text(METACHARACTERS, min_size=1, max_size=3),
-    st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=3),
+    # Every category the hooks take (they refuse Cc, Cf, Zl, Zp, Co, Cs and Cn).
+    st.text(st.characters(exclude_categories=sorted(hook.TEXT_FORBIDDEN_CATEGORIES)), min_size=1, max_size=3),
     st.sampled_from(PAYLOADS),
     st.sampled_from(AWKWARD),
 )
@@ -143,6 +152,8 @@ def answers(draw: st.DrawFn) -> dict[str, str]:
         "project_name": name,
         "description": description,
         "maintainer_name": draw(st.one_of(plain_names, free_text(64))),
+        "maintainer_email": draw(st.sampled_from(EMAILS)),
+        "version": draw(st.sampled_from(VERSIONS)),
         "init_system": "all",
     }
     # A name whose derived slug is not one comes with its own; a valid one sometimes does too.
@@ -248,6 +259,18 @@ def lintian_findings(output: str) -> list[str]:
         "project_name": "Ünïcödé Sérvïcé with a rather long name for testing purposes ok",
         "project_slug": "unicode-service",
         "description": "Exports the figures \u2013 it\u2019s \u00d7 fast \U0001f600 past the usual width",
+        "init_system": "all",
+    }
+)
+# H8: every character the hooks once refused, in every free-text field, with a payload.
+@example(
+    drawn={
+        "project_name": f'Bob\'s "fast" $(touch {CANARY}) 100%',
+        "project_slug": "bobs-cache",
+        "description": f"Keeps 100% uptime `touch {CANARY}` <b> C:\\x $HOME ~^",
+        "maintainer_name": f'Zoë "Q" <ops> %name %% \\ `touch {CANARY}`',
+        "maintainer_email": "zoë@exämple.de",
+        "version": "2.0+really1.9~rc1",
         "init_system": "all",
     }
 )

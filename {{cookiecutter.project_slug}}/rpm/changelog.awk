@@ -9,5 +9,6 @@
 	command = "LC_ALL=C date -u -d '" trailer[2] "' '+%a %b %d %Y'"
 	command | getline day
 	close(command)
+	gsub(/%/, "%%", trailer[1])  # the maintainer's name, where % would start a macro
 	printf "* %s %s> - %s-1\n%s\n", day, trailer[1], version, body
 }

@@ -22,8 +22,7 @@ import time
 from . import config, health
 
 NAME = "{{ cookiecutter.project_slug }}"
-# The hooks refuse " and \ in free text: it needs no escaping between double quotes.
-DESCRIPTION = "{{ cookiecutter.description }}"
+DESCRIPTION = {{ cookiecutter.description | python }}
 log = logging.getLogger(__package__)
 # Open client connections at most; with the default limit of 1024 open files, room is left.
 MAX_CONNECTIONS = 512
@@ -330,7 +329,9 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=NAME, description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog=NAME, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
