@@ -11,6 +11,8 @@ DEBIAN_PACKAGES := make dash shellcheck openssh-client gnupg bats bats-assert ba
 	daemontools runit debootstrap systemd-container piuparts reprepro \
 	systemd strace
 BENCH_PACKAGES := dh-virtualenv
+# On a freshly booted host another apt often holds the lock for a while: wait for it.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 DEPS_STAMP := $(VENV)/.deps-installed
 
 .DEFAULT_GOAL := help
@@ -33,7 +35,7 @@ $(DEPS_STAMP): requirements.txt | $(BIN)/python
 deps: $(DEPS_STAMP) ## create the venv, and install the Debian packages when root
 	@if [ "$$(id -u)" -eq 0 ]; then \
 		echo 'apt-get install $(DEBIAN_PACKAGES)'; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
 	elif ! dpkg-query -W $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 		echo 'Some system tools are missing; as root, run:'; \
 		echo '  apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)'; \
@@ -61,7 +63,7 @@ demo: $(DEPS_STAMP) ## generate build/demo/my-service with the defaults and buil
 	$(MAKE) -C build/demo/my-service deb
 
 bench: deps ## measure make deb against its peers (see bench/)
-	@if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; fi
+	@if [ "$$(id -u)" -eq 0 ]; then $(APT_GET) install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; fi
 	$(BIN)/python bench/bench.py
 
 clean: ## remove the venv and build/
