@@ -73,7 +73,20 @@ def test_deploy_host_refuses_what_is_not_an_ssh_destination_before_any_ssh(
     )
     assert result.returncode == 2
     assert f"deploy: bad host '{host}': give an ssh destination" in result.stderr
-    assert not called.exists() and not (tmp_path / "result").exists()
+    assert not called.exists()
+    # Its summary line still comes, so make deploy reports every other host as well.
+    assert (tmp_path / "result").read_text() == f"{host} ? -> ? failed 0s\n"
+
+
+def test_install_and_check_refuses_a_deb_outside_a_staging_directory_and_removes_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    deb = tmp_path / "x.deb"
+    deb.write_text("not a package")
+    result = run(["sh", "deploy/install-and-check", str(deb), "1"], cwd=project)
+    assert result.returncode == 2
+    assert "is not in a staging directory /var/tmp/deploy.XXXXXX" in result.stderr
+    assert deb.read_text() == "not a package"
 
 
 def test_shipped_deploy_files_never_disable_host_key_checking(project: Path) -> None:

@@ -85,12 +85,16 @@ class TestHost:
         )
 
     def kill_sshd(self) -> None:
-        """sshd dies: its listener and every session it serves, by pid (all started by this test)."""
-        for pid in self.root.pids_of("sshd"):
+        """sshd dies: the listener this test started and every session it forked, by pid."""
+        assert self.sshd is not None
+        table = self.root.processes()
+        doomed = {self.sshd.pid}
+        while grown := {p.pid for p in table if p.ppid in doomed} - doomed:
+            doomed |= grown
+        for pid in sorted(doomed):
             with contextlib.suppress(ProcessLookupError):
                 self.root.kill(pid, signal.SIGKILL)
-        if self.sshd is not None:
-            self.sshd.wait()
+        self.sshd.wait()
 
     def version(self) -> str:
         """The installed version of the service, "" when it is not installed."""

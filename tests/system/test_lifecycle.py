@@ -341,17 +341,21 @@ def test_P8_an_admins_dpkg_statoverride_on_a_dir_is_kept_on_reconfigure_and_upgr
     running_pid(root)
 
 
-def test_P8_a_symlink_where_a_dir_goes_is_refused_and_its_target_left_alone(
+def test_P8_logs_an_admin_moved_behind_a_symlink_stay_there_through_an_upgrade(
     sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
 ) -> None:
+    """install -d through the symlink would reset its target's owner and mode: it is left alone."""
     root = sysv_root()
-    root.path(DIRS[1]).symlink_to("/etc")
-    output = refused(root, service_debs.v1)
-    assert (
-        f"{NAME}.postinst: {DIRS[1]} exists and is not a directory; allowed: a directory or nothing. "
-        "Move it away, then run: dpkg --configure -a"
-    ) in output, output[-3000:]
-    assert owner_and_mode(root, "/etc") == "root:root 755"
+    ok(root.install_deb(service_debs.v1))
+    ok(root.run([f"/etc/init.d/{NAME}", "stop"]))
+    moved = f"/srv/{NAME}-logs"
+    ok(root.run(["sh", "-c", f'mv "$1" {moved} && chmod 0770 {moved} && ln -s {moved} "$1"', "sh", DIRS[1]]))
+    result = ok(root.install_deb(service_debs.v2))
+    assert f"{NAME}.postinst: {DIRS[1]} is a symlink: left as it is" in result.stdout + result.stderr
+    assert root.path(DIRS[1]).is_symlink()
+    assert owner_and_mode(root, moved) == f"{NAME}:{NAME} 770"
+    running_pid(root)
+    assert root.path(f"{moved}/{NAME}.log").stat().st_size > 0
 
 
 def test_P8_a_reader_the_admin_added_to_the_services_group_stays_through_reconfigure_and_upgrade(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -166,6 +167,32 @@ def test_drain_empties_the_wake_up_pipe_whatever_its_length() -> None:
         finally:
             os.close(read)
             os.close(write)
+
+
+def test_a_low_open_file_limit_lowers_the_cap_so_accept_never_fails(tmp_path: Path) -> None:
+    config = tmp_path / "low.conf"
+    log = tmp_path / "low.log"
+    write_config(config, log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+    )
+    clients: list[socket.socket] = []
+    try:
+        port = int(wait_for(lambda: READY.search(log.read_text() if log.exists() else "")).group(1))
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+        wait_for(lambda: "32 connections open, the most allowed" in log.read_text())
+        for client in clients:
+            client.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert json.load(response)["pid"] == process.pid
+        assert "Too many open files" not in log.read_text()
+    finally:
+        for client in clients:
+            client.close()
+        process.terminate()
+        assert process.wait(timeout=10) == 0
 
 
 def test_unknown_path_is_404(service: Service) -> None:

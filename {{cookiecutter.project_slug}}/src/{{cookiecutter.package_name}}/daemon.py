@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -24,8 +26,16 @@ from . import config, health
 NAME = "{{ cookiecutter.project_slug }}"
 DESCRIPTION = {{ cookiecutter.description | python }}
 log = logging.getLogger(__package__)
-# Open client connections at most; with the default limit of 1024 open files, room is left.
-MAX_CONNECTIONS = 512
+
+
+def connection_cap(most: int = 512) -> int:
+    """Open client connections at most: fewer than the open-file limit leaves room for, so
+    that accept never fails for want of a descriptor (a failing accept would spin the loop)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return most if soft == resource.RLIM_INFINITY else max(1, min(most, soft - 32))
+
+
+MAX_CONNECTIONS = connection_cap()
 
 
 def notify(state: str) -> None:
@@ -349,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon = Daemon(args.config, cfg)
     except OSError as err:
         print(f"{NAME}: cannot start: {err}", file=sys.stderr)
-        notify(f"ERRNO={err.errno}")  # start-stop-daemon --notify-await gives up now
+        # start-stop-daemon --notify-await gives up now; a refused socket type has no errno.
+        notify(f"ERRNO={err.errno or errno.EINVAL}")
         return 1
     return daemon.run()
