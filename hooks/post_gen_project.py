@@ -20,6 +20,7 @@ EXECUTABLE = [
     "init/sysv/" + NAME,
     "init/daemontools/run",
     "deploy/check-health",
+    "tests/smoke",
     "debian/rules",
     ".ci/install-tools",
 ]
@@ -42,7 +43,7 @@ def remove_upstart() -> None:
 
 
 def remove_systemd() -> None:
-    remove("init/systemd")
+    remove("init/systemd", "tests/smoke")
 
 
 def remove_daemontools() -> None:

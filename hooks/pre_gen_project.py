@@ -214,8 +214,11 @@ def validate(answers: dict[str, object]) -> list[str]:
     Checks the answers present; a replay asks, and so passes here, only new questions.
     """
     errors: list[str] = []
+    # A refused slug is reported once, not again through the defaults derived from it.
+    slug = str(answers.get("project_slug", ""))
+    derived = {"package_name": slug.replace("-", "_"), "service_user": slug} if _slug(slug) else {}
     for key, check in CHECKS.items():
-        if key in answers:
+        if key in answers and derived.get(key) != str(answers[key]):
             errors += check(str(answers[key]))
     described = {"description", "project_slug"} <= answers.keys()
     if described and not any(error.startswith(("description", "project_slug")) for error in errors):

@@ -57,7 +57,7 @@ COMMON = {
 PER_INIT = {
     "sysv": {"init/sysv/my-service", "tests/bats/init_script.bats", "debian/my-service.lintian-overrides"},
     "upstart": {"init/upstart/my-service.conf", "debian/my-service.lintian-overrides"},
-    "systemd": {"init/systemd/my-service.service"},
+    "systemd": {"init/systemd/my-service.service", "tests/smoke"},
     "daemontools": {"init/daemontools/run"},
 }
 PER_INIT["all"] = set().union(*PER_INIT.values())
@@ -66,6 +66,7 @@ EXECUTABLES = {
     "init/sysv/my-service",
     "init/daemontools/run",
     "deploy/check-health",
+    "tests/smoke",
     "debian/rules",
     ".ci/install-tools",
 }

@@ -560,3 +560,33 @@ def test_P6_purge_leaves_nothing_of_the_package(
     print(
         f"FIGURE: P6 systemd: after purge, {len(left)} new paths under {' '.join(trees)}, none of the package"
     )
+
+
+# --------------------------------------------------------------------------- the generated CI's smoke job
+
+
+def test_smoke_script_of_the_generated_ci_passes_in_a_booted_systemd_container(
+    systemd_container: Callable[..., Container], service_debs: ServiceDebs
+) -> None:
+    """tests/smoke, as the generated CI's smoke job runs it on a systemd host, passes here,
+    and leaves nothing of the package behind, seen from outside the script too."""
+    container = systemd_container()
+    trees = ["/etc", "/var/lib", "/var/log", "/run", "/usr/sbin", "/usr/lib"]
+
+    def paths() -> set[str]:
+        return set(container.run(["find", *trees], check=True).stdout.splitlines())
+
+    fresh = paths()
+    processes = names_and_uids(container)
+    script = container.copy_in(service_debs.project / "tests" / "smoke", "/var/tmp/smoke")
+    deb = container.copy_in(service_debs.v1, f"/var/tmp/{service_debs.v1.name}")
+    result = container.run(["sh", script, deb], timeout=300.0)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = [line.split()[1].rstrip(":") for line in result.stdout.splitlines()]
+    assert steps == ["install", "/health", "reload", "rotate", "restart", "purge", "passed"], result.stdout
+    left = paths() - fresh - {script, deb}
+    assert not [path for path in left if "my-service" in path], left
+    assert not [path for path in left if not FOREIGN.match(path)], "left behind"
+    assert names_and_uids(container) == processes
+    assert container.run(["dpkg-query", "-W", "my-service"]).returncode != 0
+    print(f"FIGURE: smoke script: {len(steps)} steps; after purge {len(left)} new paths, none of the package")
