@@ -14,6 +14,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from support import TEMPLATE, render, require_root, require_tool, run
 
@@ -165,5 +166,24 @@ def test_generated_deps_installs_the_pinned_tools_and_lint_and_test_use_them(tmp
     assert f"shellcheck {version}" in lines, lines
     assert any(line.startswith(".venv/bin/shellcheck -x -s sh ") for line in lines), lines
     assert ".venv/bin/ruff check src tests bin tools" in lines
-    result = run(["make", "-n", "test"], cwd=project, env=env)
+    result = run(["make", "test"], cwd=project, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert ".venv/bin/pytest -q tests" in result.stdout.splitlines()
+    assert " passed" in result.stdout and "not ok" not in result.stdout
+
+
+def test_generated_ci_installs_the_tools_with_make_deps(tmp_path: Path) -> None:
+    project = render(tmp_path)
+    github = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    (job,) = github["jobs"].values()
+    gitlab = yaml.safe_load((project / ".gitlab-ci.yml").read_text())["test-and-package"]
+    for commands in (
+        [step["run"] for step in job["steps"] if "run" in step],
+        gitlab["before_script"] + gitlab["script"],
+    ):
+        assert commands[:4] == [".ci/install-tools", "make deps", "make lint", "make test"], commands
+    # make deps needs make: the rest of the tools are its to install.
+    bootstrap = (project / ".ci/install-tools").read_text()
+    installs = re.findall(r"apt-get .*install .*", bootstrap)
+    assert len(installs) == 1 and installs[0].endswith("--no-install-recommends make"), installs
+    assert "pip" not in bootstrap
