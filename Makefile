@@ -6,13 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Debian packages the tests run for real; `make deps` installs them (as root).
-DEBIAN_PACKAGES := make dash shellcheck openssh-client gnupg bats bats-assert bats-support logrotate lintian \
+DEBIAN_PACKAGES := make dash openssh-client gnupg bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
 	daemontools runit debootstrap systemd-container piuparts reprepro \
 	systemd strace
 BENCH_PACKAGES := dh-virtualenv
 # On a freshly booted host another apt often holds the lock for a while: wait for it.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+# Rendering needs only cookiecutter (requirements-render.txt); the tests need the rest too.
+RENDER_STAMP := $(VENV)/.render-installed
 DEPS_STAMP := $(VENV)/.deps-installed
 
 .DEFAULT_GOAL := help
@@ -28,7 +30,11 @@ help: ## show this help
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(DEPS_STAMP): requirements.txt | $(BIN)/python
+$(RENDER_STAMP): requirements-render.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-render.txt
+	touch $@
+
+$(DEPS_STAMP): requirements.txt requirements-render.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
@@ -57,7 +63,7 @@ lint: $(DEPS_STAMP) ## ruff over the template's own Python
 	$(BIN)/ruff check hooks local_extensions.py tests bench
 	$(BIN)/ruff format --check hooks local_extensions.py tests bench
 
-demo: $(DEPS_STAMP) ## generate build/demo/my-service with the defaults and build its .deb
+demo: $(RENDER_STAMP) ## generate build/demo/my-service with the defaults and build its .deb
 	rm -rf build/demo
 	$(BIN)/cookiecutter --no-input . --output-dir build/demo
 	$(MAKE) -C build/demo/my-service deb

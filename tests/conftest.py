@@ -13,6 +13,9 @@ import pytest
 # The venv's tools (ruff, ansible-playbook, cookiecutter) for the generated projects'
 # Makefiles and for require_tool, however pytest was started.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+# The generated projects' make lint and test run those same pinned tools (test_tools.py
+# checks the pins match), rather than `make deps` a venv for every rendered project.
+os.environ.update(SHELLCHECK="shellcheck", RUFF="ruff", PYTEST="pytest")
 
 _OWNED_TMP = pytest.StashKey[str]()
 

@@ -19,6 +19,7 @@ COMMON = {
     "Makefile",
     "README.md",
     "pyproject.toml",
+    "requirements-dev.txt",
     "bin/my-service",
     "conf/my-service.conf",
     "conf/default/my-service",

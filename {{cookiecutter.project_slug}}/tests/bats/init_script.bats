@@ -8,9 +8,12 @@ bats_load_library bats-support
 bats_load_library bats-assert
 
 setup_file() {
+	# The script calls start-stop-daemon, in /usr/sbin: init runs it with that on PATH,
+	# a normal user's shell does not.
+	export PATH=$PATH:/usr/sbin:/sbin
 	export ROOT=$BATS_FILE_TMPDIR/root
 	cp -R "$BATS_TEST_DIRNAME/../.." "$BATS_FILE_TMPDIR/project"
-	rm -rf "$BATS_FILE_TMPDIR/project/build"
+	rm -rf "$BATS_FILE_TMPDIR/project/build" "$BATS_FILE_TMPDIR/project/.venv"
 	make -s -C "$BATS_FILE_TMPDIR/project" install prefix="$ROOT/usr" sysconfdir="$ROOT/etc" \
 		localstatedir="$ROOT/var" runstatedir="$ROOT/run" SERVICE_USER="$(id -un)" >/dev/null
 	mkdir -p "$ROOT/var/log/{{ cookiecutter.project_slug }}"
