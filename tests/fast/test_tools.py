@@ -175,7 +175,7 @@ def test_generated_deps_installs_the_pinned_tools_and_lint_and_test_use_them(tmp
 def test_generated_ci_installs_the_tools_with_make_deps(tmp_path: Path) -> None:
     project = render(tmp_path)
     github = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
-    (job,) = github["jobs"].values()
+    job = github["jobs"]["test-and-package"]
     gitlab = yaml.safe_load((project / ".gitlab-ci.yml").read_text())["test-and-package"]
     for commands in (
         [step["run"] for step in job["steps"] if "run" in step],
