@@ -72,13 +72,19 @@ def replace_line(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def test_cruft_json_records_template_and_commit(template: Path, generated: Path) -> None:
+def test_cruft_json_records_template_and_commit_for_check_and_diff(template: Path, generated: Path) -> None:
     state = json.loads((generated / ".cruft.json").read_text(encoding="utf-8"))
     assert state["template"] == str(template.resolve())
     assert state["commit"] == git(template, "rev-parse", "HEAD")
     assert state["context"]["cookiecutter"]["project_slug"] == generated.name
     result = cruft(generated, "check")
     assert result.returncode == 0, result.stdout + result.stderr
+    diff = cruft(generated, "diff", "--exit-code")
+    assert (diff.returncode, diff.stdout) == (0, ""), diff.stderr
+    append(generated / "README.md", "A note of the user's own.")
+    diff = cruft(generated, "diff", "--exit-code")
+    assert diff.returncode == 1, diff.stderr
+    assert "upstream-template-new/README.md" in diff.stdout and "-A note of the user's own." in diff.stdout
 
 
 def test_cruft_update_brings_template_change_and_keeps_user_edit(template: Path, generated: Path) -> None:
