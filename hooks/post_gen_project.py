@@ -1,4 +1,5 @@
-"""Remove what the answers did not select, set file modes, record the answers.
+"""Remove what the answers did not select, set file modes, record the answers and the
+template's source and commit.
 
 Runs in the generated project's directory. A flat table: one small function per
 choice, so that what each answer removes is visible at a glance.
@@ -8,7 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+from cookiecutter.config import BUILTIN_ABBREVIATIONS
+from cookiecutter.repository import expand_abbreviations, is_repo_url
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 NAME = ANSWERS["project_slug"]
@@ -78,11 +84,49 @@ def record_answers() -> None:
     )
 
 
+def template_commit(repo_dir: str) -> str | None:
+    """The commit of the template's git checkout, or None for a plain directory."""
+    result = subprocess.run(
+        ["git", "-C", repo_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def record_template() -> None:
+    """.cruft.json, in cruft's format, so that `cruft check`, `cruft diff` and `cruft update`
+    work. cruft's own renders carry `_commit`: cruft writes that file itself then."""
+    if "_commit" in ANSWERS or "_repo_dir" not in ANSWERS:
+        return
+    commit = template_commit(ANSWERS["_repo_dir"])
+    if commit is None:
+        print(
+            "The template is not a git checkout: no .cruft.json was written; "
+            "`cruft link TEMPLATE-URL` writes one.",
+            file=sys.stderr,
+        )
+        return
+    source = expand_abbreviations(ANSWERS["_template"], BUILTIN_ABBREVIATIONS)
+    if not is_repo_url(source):
+        source = str(Path(ANSWERS["_repo_dir"]).resolve())
+    context = {key: ANSWERS[key] for key in RECORDED if key in ANSWERS}
+    state = {
+        "template": source,
+        "commit": commit,
+        "checkout": ANSWERS.get("_checkout"),
+        "context": {"cookiecutter": {**context, "_template": source, "_commit": commit}},
+        "directory": None,
+        # The project's own history from its first render on: an update never patches it.
+        "skip": ["debian/changelog"],
+    }
+    Path(".cruft.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     for removal in REMOVALS[ANSWERS["init_system"]]:
         removal()
     set_modes()
     record_answers()
+    record_template()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from support import require_tool, run
 
 SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/env bash")
 TARGETS = ["help", "deps", "build", "test", "lint", "install", "uninstall", "deb", "rpm", "package", "clean"]
-# Targets that need more than the make -n of a fresh project (a host, or PyPI).
-OTHER_TARGETS = ["deploy", "publish", "wheels", "lint-deb", "lint-rpm"]
+# Targets that need more than the make -n of a fresh project (a host, PyPI, or a VERSION).
+OTHER_TARGETS = ["deploy", "publish", "wheels", "lint-deb", "lint-rpm", "release"]
 
 
 def shell_files(project: Path) -> list[Path]:

@@ -12,6 +12,7 @@ from support import INIT_SYSTEMS, TEMPLATE, cookiecutter_cli, render
 
 COMMON = {
     ".cookiecutter.json",
+    ".cruft.json",
     ".gitignore",
     ".ci/install-tools",
     ".github/workflows/ci.yml",
