@@ -2,6 +2,8 @@
 
 In one run on this machine, with eight hosts (Debian roots with their own sshd, on loopback):
 - `make deploy` of a new version to one host, and `make -j8 deploy` to all eight (goal: <= 2.5x);
+- the Ansible rolling upgrade (deploy/ansible/site.yml: a canary, then 50%, then the rest) of
+  the same eight hosts, and its ratio to `make -j8 deploy`;
 - rollback: a version that fails its health check, deployed to one host; the time from the
   host's "rolling back" line to its "installed:" line, as the operator sees them.
 Each deploy alternates between two versions, so every run is a real upgrade or downgrade.
@@ -12,6 +14,7 @@ Run: PATH=.venv/bin:$PATH .venv/bin/python bench/deploy.py
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import subprocess
@@ -59,6 +62,20 @@ def deploy(fleet: hosts.Fleet, project: Path, deb: Path, destinations: list[str]
     return lines
 
 
+def rollout(fleet: hosts.Fleet, project: Path, deb: Path, home: Path) -> float:
+    """The playbook's rolling upgrade of every host to deb, run as its docs say; its wall time."""
+    inventory = home / "inventory"
+    inventory.parent.mkdir(parents=True, exist_ok=True)
+    inventory.write_text(fleet.inventory())
+    start = time.monotonic()
+    subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), "deploy/ansible/site.yml",
+         "-e", f"deb={deb}", "-e", "health_timeout=5"],
+        cwd=project, env={**os.environ, **fleet.ansible_env(home)}, check=True, capture_output=True,
+    )  # fmt: skip
+    return time.monotonic() - start
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as work:
         base = Path(work)
@@ -78,13 +95,15 @@ def main() -> None:
                 lines = deploy(fleet, project, deb, names)
                 assert lines[-1][1] == "exit 0", lines
                 eight.append(lines[-1][0])
+            # Every host is on v1 now: the play alternates from there, as make did.
+            played = [rollout(fleet, project, deb, base / f"ansible{n}") for n, deb in enumerate(debs[:RUNS])]
             rollbacks = []
             for _ in range(RUNS):
                 lines = deploy(fleet, project, broken, names[:1])
                 begin = next(t for t, line in lines if line.endswith("rolling back"))
                 end = next(t for t, line in lines if line.startswith("h1: installed:"))
                 rollbacks.append(end - begin)
-    t1, t8 = statistics.median(one), statistics.median(eight)
+    t1, t8, ta = statistics.median(one), statistics.median(eight), statistics.median(played)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = f"""# `make deploy` benchmark
 
@@ -96,6 +115,8 @@ Measured {when} on {platform.platform()}; median of {RUNS} runs. Run again with
 | `make deploy` to 1 host | {t1:.2f} s |
 | `make -j8 deploy` to 8 hosts | {t8:.2f} s |
 | ratio 8 hosts / 1 host (goal <= 2.5) | {t8 / t1:.2f} |
+| Ansible rolling upgrade of 8 hosts (batches 1, 50%, 100%) | {ta:.2f} s |
+| ratio Ansible / `make -j8 deploy` | {ta / t8:.2f} |
 | rollback: from "rolling back" to the old version healthy again | {statistics.median(rollbacks):.2f} s |
 """
     RESULTS.write_text(table)
