@@ -48,7 +48,7 @@ def health(cfg: config.Config) -> tuple[int, Document]:
 
 
 def hello(cfg: config.Config) -> tuple[int, Document]:
-    """The example of an application endpoint (README.md, "Where your code goes")."""
+    """The example of an application endpoint (README.md, "Working on the code")."""
     return 200, {"hello": cfg.message}
 
 
