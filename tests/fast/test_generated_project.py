@@ -76,8 +76,7 @@ def test_installed_daemon_serves_health_and_exits_zero_on_sigterm(installed: Pat
             time.sleep(0.05)
         port = int(log.read_text().split("listening on 127.0.0.1:", 1)[1].split(",", 1)[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            document = json.load(response)
-            assert document == {
+            assert json.load(response) == {
                 "status": "ok",
                 "message": "ok",
                 "pid": process.pid,
