@@ -136,10 +136,18 @@ def median_of(runs: int, measure, prepare=None) -> float:  # type: ignore[no-unt
     return statistics.median(samples)
 
 
-def render(workdir: Path) -> Path:
+def render(workdir: Path, template: Path = TEMPLATE) -> Path:
     from cookiecutter.main import cookiecutter
 
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir / "project")))
+    return Path(cookiecutter(str(template), no_input=True, output_dir=str(workdir / "project")))
+
+
+def render_at(workdir: Path, ref: str) -> Path:
+    """The default project of the template as it was at the git commit ref."""
+    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", ref], capture_output=True, check=True)
+    (workdir / "template").mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(workdir / "template")], input=archive.stdout, check=True)
+    return render(workdir, workdir / "template")
 
 
 def bare_tree(project: Path, dest: Path) -> Path:
@@ -421,32 +429,52 @@ def wall_and_cpu(command: list[str], cwd: Path) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def make_test_report(project: Path, runs: int) -> list[str]:
-    """The default project's `make test` (pytest, then bats), as lines of results.md: medians
-    of several runs after a first one that builds, and of its pytest part alone. The CPU time
-    shows how much of the wall time is waiting, whatever else the machine runs."""
+def make_test_figures(project: Path, runs: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians of (wall, CPU) time of `make test`, and of its pytest part, after a first run
+    that builds."""
     make = ["make", "--no-print-directory", "-C", str(project), "test", f"PYTHON={sys.executable}"]
-    pytest = [sys.executable, "-m", "pytest", "-q", "tests"]
     sh(make)
-    rows = []
-    for what, command in (("`make test`", make), ("its pytest part (`python3 -m pytest -q tests`)", pytest)):
+    figures = []
+    for command in (make, [sys.executable, "-m", "pytest", "-q", "tests"]):
         samples = [wall_and_cpu(command, project) for _ in range(runs)]
-        rows.append((what, *(statistics.median(sample) for sample in zip(*samples))))
-    total = rows[0][1]
+        wall, cpu = (statistics.median(sample) for sample in zip(*samples))
+        figures.append((wall, cpu))
+    return figures[0], figures[1]
+
+
+def make_test_report(project: Path, runs: int, baseline: tuple[str, Path] | None = None) -> list[str]:
+    """The default project's `make test` (pytest, then bats), as lines of results.md; beside
+    it, the same from the template at an older commit when baseline names one. The CPU time
+    shows how much of the wall time is waiting, whatever else the machine runs."""
+    projects = [
+        ("this template", project),
+        *([(f"the template at {baseline[0]}", baseline[1])] if baseline else []),
+    ]
+    rows = [(name, *make_test_figures(path, runs)) for name, path in projects]
+    total = rows[0][1][0]
+    checks = [("`make test` of the generated project", f"{total:.2f} s", "<= 5 s", total <= 5)]
+    if baseline:
+        old = rows[1][1][0]
+        checks.append(
+            (f"`make test`: this template / {baseline[0]}", f"{total / old:.2f}x", "< 1x", total < old)
+        )
     return [
         MAKE_TEST_HEADING,
         "",
         f"Median of {runs} runs after a first one, on {os.cpu_count()} cores with a load average of "
         f"{os.getloadavg()[0]:.1f} at the end (other jobs share the machine). "
-        "Alone: `bench/bench.py --make-test`.",
+        "Alone: `bench/bench.py --make-test [--baseline COMMIT]`.",
         "",
-        "| part | median wall time | median CPU time |",
+        "| project | `make test` wall / CPU | its pytest part wall / CPU |",
         "|---|---:|---:|",
-        *(f"| {what} | {wall:.2f} s | {cpu:.2f} s |" for what, wall, cpu in rows),
+        *(
+            f"| {name} | {make[0]:.2f} / {make[1]:.2f} s | {pytest[0]:.2f} / {pytest[1]:.2f} s |"
+            for name, make, pytest in rows
+        ),
         "",
         "| goal | measured | target | met |",
         "|---|---:|---:|:---:|",
-        *goal_rows([("`make test` of the generated project", f"{total:.2f} s", "<= 5 s", total <= 5)]),
+        *goal_rows(checks),
         "",
     ]
 
@@ -490,6 +518,9 @@ def main() -> int:
     parser.add_argument("--bursts", type=int, default=5, help="bursts of 1000 clients at once (default 5)")
     parser.add_argument("--serving", action="store_true", help="measure the daemon under load only")
     parser.add_argument("--make-test", action="store_true", help="measure the generated `make test` only")
+    parser.add_argument(
+        "--baseline", metavar="COMMIT", help="with --make-test: beside the template at COMMIT"
+    )
     args = parser.parse_args()
     if args.serving or args.make_test:
         with tempfile.TemporaryDirectory(prefix="platform-skel-bench-") as tmp:
@@ -497,7 +528,12 @@ def main() -> int:
             if args.serving:
                 heading, lines = SERVING_HEADING, serving_report(Path(tmp), project, args.bursts)
             else:
-                heading, lines = MAKE_TEST_HEADING, make_test_report(project, args.runs)
+                baseline = (
+                    (args.baseline, render_at(Path(tmp) / "baseline", args.baseline))
+                    if args.baseline
+                    else None
+                )
+                heading, lines = MAKE_TEST_HEADING, make_test_report(project, args.runs, baseline)
         print("\n".join(lines))
         replace_section(heading, lines)
         return 0
