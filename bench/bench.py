@@ -12,8 +12,10 @@ idle RSS. Then the daemon's /health under load, beside the standard library's
 ThreadingHTTPServer serving the same document (the peer a user would reach for), both on
 loopback under Debian's python3: latency with 200 idle and 50 slowloris connections open,
 1000 clients at once, RSS idle, under that load and after it. Prints tables with the ratios
-and the goals, and writes them to bench/results.md. Not a test: `make bench` in the template
-repository runs it; `bench.py --serving` measures the daemon under load only (seconds).
+and the goals, and writes them to bench/results.md. Last, the generated project's own `make test`,
+what its developers run after every change. Not a test: `make bench` in the template
+repository runs it; `bench.py --serving` measures the daemon under load only (seconds),
+`bench.py --make-test` the generated project's `make test` only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import selectors
 import shutil
 import socket
@@ -39,6 +42,7 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.md"
 SERVING_HEADING = "# The daemon under load"
+MAKE_TEST_HEADING = "# The generated project's `make test`"
 SYSTEM_PYTHON = "/usr/bin/python3"
 # The peer: ThreadingHTTPServer answering GET /health with the daemon's document, with the
 # daemon's deadline per socket operation and room for a burst in its listen backlog.
@@ -132,10 +136,18 @@ def median_of(runs: int, measure, prepare=None) -> float:  # type: ignore[no-unt
     return statistics.median(samples)
 
 
-def render(workdir: Path) -> Path:
+def render(workdir: Path, template: Path = TEMPLATE) -> Path:
     from cookiecutter.main import cookiecutter
 
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir / "project")))
+    return Path(cookiecutter(str(template), no_input=True, output_dir=str(workdir / "project")))
+
+
+def render_at(workdir: Path, ref: str) -> Path:
+    """The default project of the template as it was at the git commit ref."""
+    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", ref], capture_output=True, check=True)
+    (workdir / "template").mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(workdir / "template")], input=archive.stdout, check=True)
+    return render(workdir, workdir / "template")
 
 
 def bare_tree(project: Path, dest: Path) -> Path:
@@ -409,6 +421,73 @@ def serving_report(workdir: Path, project: Path, runs: int) -> list[str]:
     ]
 
 
+def wall_and_cpu(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall time, and the CPU time (user + system) of everything the command ran."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(command, cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def make_test_figures(project: Path, runs: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians of (wall, CPU) time of `make test`, and of its pytest part, after a first run
+    that builds."""
+    make = ["make", "--no-print-directory", "-C", str(project), "test", f"PYTHON={sys.executable}"]
+    sh(make)
+    figures = []
+    for command in (make, [sys.executable, "-m", "pytest", "-q", "tests"]):
+        samples = [wall_and_cpu(command, project) for _ in range(runs)]
+        wall, cpu = (statistics.median(sample) for sample in zip(*samples))
+        figures.append((wall, cpu))
+    return figures[0], figures[1]
+
+
+def make_test_report(project: Path, runs: int, baseline: tuple[str, Path] | None = None) -> list[str]:
+    """The default project's `make test` (pytest, then bats), as lines of results.md; beside
+    it, the same from the template at an older commit when baseline names one. The CPU time
+    shows how much of the wall time is waiting, whatever else the machine runs."""
+    projects = [
+        ("this template", project),
+        *([(f"the template at {baseline[0]}", baseline[1])] if baseline else []),
+    ]
+    rows = [(name, *make_test_figures(path, runs)) for name, path in projects]
+    total = rows[0][1][0]
+    checks = [("`make test` of the generated project", f"{total:.2f} s", "<= 5 s", total <= 5)]
+    if baseline:
+        old = rows[1][1][0]
+        checks.append(
+            (f"`make test`: this template / {baseline[0]}", f"{total / old:.2f}x", "< 1x", total < old)
+        )
+    return [
+        MAKE_TEST_HEADING,
+        "",
+        f"Median of {runs} runs after a first one, on {os.cpu_count()} cores with a load average of "
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs share the machine). "
+        "Alone: `bench/bench.py --make-test [--baseline COMMIT]`.",
+        "",
+        "| project | `make test` wall / CPU | its pytest part wall / CPU |",
+        "|---|---:|---:|",
+        *(
+            f"| {name} | {make[0]:.2f} / {make[1]:.2f} s | {pytest[0]:.2f} / {pytest[1]:.2f} s |"
+            for name, make, pytest in rows
+        ),
+        "",
+        "| goal | measured | target | met |",
+        "|---|---:|---:|:---:|",
+        *goal_rows(checks),
+        "",
+    ]
+
+
+def replace_section(heading: str, lines: list[str]) -> None:
+    """Write lines in place of results.md's section under heading, or after the others."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    parts = [f"# {part}".rstrip() for part in re.split(r"(?m)^# ", old) if part.strip()]
+    sections = {part.split("\n", 1)[0]: part for part in parts}
+    sections[heading] = "\n".join(lines).rstrip()
+    RESULTS.write_text("\n\n".join(sections.values()) + "\n", encoding="utf-8")
+
+
 def goal_rows(checks: list[tuple[str, str, str, bool]]) -> list[str]:
     return [
         f"| {what} | {value} | {target} | {'yes' if ok else '**no**'} |" for what, value, target, ok in checks
@@ -438,16 +517,25 @@ def main() -> int:
     parser.add_argument("--dhv-runs", type=int, default=3, help="runs of the dh-virtualenv build (default 3)")
     parser.add_argument("--bursts", type=int, default=5, help="bursts of 1000 clients at once (default 5)")
     parser.add_argument("--serving", action="store_true", help="measure the daemon under load only")
+    parser.add_argument("--make-test", action="store_true", help="measure the generated `make test` only")
+    parser.add_argument(
+        "--baseline", metavar="COMMIT", help="with --make-test: beside the template at COMMIT"
+    )
     args = parser.parse_args()
-    if args.serving:
+    if args.serving or args.make_test:
         with tempfile.TemporaryDirectory(prefix="platform-skel-bench-") as tmp:
-            serving_lines = serving_report(Path(tmp), render(Path(tmp)), args.bursts)
-        build_part = (
-            RESULTS.read_text(encoding="utf-8").split(SERVING_HEADING, 1)[0] if RESULTS.exists() else ""
-        )
-        report = "\n".join(serving_lines)
-        print(report)
-        RESULTS.write_text(f"{build_part.rstrip()}\n\n{report}".lstrip(), encoding="utf-8")
+            project = render(Path(tmp))
+            if args.serving:
+                heading, lines = SERVING_HEADING, serving_report(Path(tmp), project, args.bursts)
+            else:
+                baseline = (
+                    (args.baseline, render_at(Path(tmp) / "baseline", args.baseline))
+                    if args.baseline
+                    else None
+                )
+                heading, lines = MAKE_TEST_HEADING, make_test_report(project, args.runs, baseline)
+        print("\n".join(lines))
+        replace_section(heading, lines)
         return 0
     for tool in ("make", "dpkg-buildpackage", "dpkg-deb", "dh_virtualenv", SYSTEM_PYTHON):
         if shutil.which(tool) is None:
@@ -488,6 +576,7 @@ def main() -> int:
 
         ready, rss = daemon_figures(deb, slug, workdir, args.runs)
         serving_lines = serving_report(workdir, project, args.bursts)
+        make_test_lines = make_test_report(project, args.runs)
         ours_size, dhv_size = deb.stat().st_size, dhv_deb.stat().st_size
 
     checks = [
@@ -527,6 +616,7 @@ def main() -> int:
         *goal_rows(checks),
         "",
         *serving_lines,
+        *make_test_lines,
     ]
     report = "\n".join(lines)
     print(report)

@@ -76,7 +76,13 @@ def test_installed_daemon_serves_health_and_exits_zero_on_sigterm(installed: Pat
             time.sleep(0.05)
         port = int(log.read_text().split("listening on 127.0.0.1:", 1)[1].split(",", 1)[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            assert json.load(response) == {"status": "ok", "message": "ok", "pid": process.pid}
+            assert json.load(response) == {
+                "status": "ok",
+                "message": "ok",
+                "pid": process.pid,
+                "name": "my-service",
+                "version": "0.1.0",
+            }
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

@@ -54,6 +54,10 @@ def test_release_writes_a_finalized_entry_that_every_version_follows(generated: 
     assert run(["make", "-C", str(generated), "build"]).returncode == 0
     man = (generated / "build" / "man" / f"{generated.name}.8").read_text(encoding="utf-8")
     assert f'"{generated.name} 1.5.0~rc1"' in man.split("\n")[0]
+    version = run(
+        ["python3", "-m", "my_service", "--version"], env={**os.environ, "PYTHONPATH": str(generated / "src")}
+    )
+    assert version.stdout == f"{generated.name} 1.5.0~rc1\n", version.stderr
 
 
 def test_release_finalizes_an_unreleased_entry_with_its_notes(generated: Path) -> None:

@@ -168,7 +168,7 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
         what="the reload error in the log",
     )
     assert len(errors) == 1
-    assert health(root) == {"status": "ok", "message": f"reloaded under {kind}", "pid": pid}
+    assert health(root).items() >= {"status": "ok", "message": f"reloaded under {kind}", "pid": pid}.items()
     assert supervisor.pid() == pid
 
 
@@ -196,7 +196,7 @@ def test_C5_hup_with_a_log_file_a_start_cannot_use_keeps_the_running_config_one_
         harness.wait_until(lambda r=reason: log_lines(root, re.escape(r)), 5.0, what=reason)
         assert len(log_lines(root, re.escape(reason))) == 1, reason
         assert len(log_lines(root, r" ERROR reload failed, keeping the running configuration: ")) == count
-        assert health(root) == {"status": "ok", "message": "ok", "pid": pid}
+        assert health(root).items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
         assert supervisor.pid() == pid
     assert not log_lines(root, "Traceback")
 

@@ -223,7 +223,7 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
         "MainPID": str(pid),
     }
     assert unit.wait_journal(rf"^{USER}: {CONFIG}: port: invalid literal")
-    assert unit.health() == {"status": "ok", "message": "reloaded", "pid": pid}
+    assert unit.health().items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
     assert len(unit.log(r" INFO reloaded ")) == 1
     assert not unit.log(r" ERROR "), "the daemon got a HUP"
 
@@ -235,7 +235,7 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
         what="the reload error in the log",
     )
     assert len(errors) == 1
-    assert unit.health() == {"status": "ok", "message": "reloaded", "pid": pid}
+    assert unit.health().items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
     assert unit.show("ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": str(pid)}
 
 
@@ -302,7 +302,7 @@ def test_C5_reload_with_a_config_a_start_would_reject_fails_and_leaves_the_daemo
         "MainPID": str(pid),
     }
     assert unit.wait_journal(rf"^{USER}: {CONFIG}: {re.escape(reason)}")
-    assert unit.health() == {"status": "ok", "message": "ok", "pid": pid}
+    assert unit.health().items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
     assert not unit.log(r" ERROR "), "the daemon got a HUP"
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import daemon, health
+from {{ cookiecutter.package_name }} import __version__, daemon, health
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+PROJECT = Path(__file__).resolve().parent.parent
+SRC = PROJECT / "src"
 READY = re.compile(r"ready: listening on [^ ]+:(\d+), pid (\d+)")
 
 
@@ -52,13 +53,23 @@ def wait_for(predicate, timeout: float = 5.0):  # type: ignore[no-untyped-def]
     raise AssertionError(f"timed out after {timeout} s")
 
 
+# The daemon with a shorter deadline per connection, so that a test of it waits less.
+WITH_DEADLINE = (
+    "import sys; from {{ cookiecutter.package_name }} import daemon, health; "
+    "health.TIMEOUT = float(sys.argv[1]); sys.exit(daemon.main(sys.argv[2:]))"
+)
+
+
 class Service:
-    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, env: dict[str, str] | None = None, deadline: float | None = None
+    ) -> None:
         self.config = tmp_path / "service.conf"
         self.log = tmp_path / "service.log"
         write_config(self.config, self.log)
+        start = ["-m", "{{ cookiecutter.package_name }}"] if deadline is None else ["-c", WITH_DEADLINE, str(deadline)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--config", str(self.config)],
+            [sys.executable, *start, "--config", str(self.config)],
             env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
             stderr=subprocess.PIPE,
             text=True,
@@ -70,8 +81,8 @@ class Service:
     def read_log(self) -> str:
         return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
 
-    def health(self) -> dict[str, object]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as response:
+    def health(self, path: str = "/health") -> dict[str, object]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
             assert response.status == 200
             return json.load(response)
 
@@ -88,8 +99,25 @@ def service(tmp_path: Path) -> Iterator[Service]:
     svc.process.wait()
 
 
-def test_health_endpoint_answers_with_status_and_pid(service: Service) -> None:
-    assert service.health() == {"status": "ok", "message": "ok", "pid": service.process.pid}
+def test_health_endpoint_answers_with_status_pid_name_and_version(service: Service) -> None:
+    assert service.health() == {
+        "status": "ok",
+        "message": "ok",
+        "pid": service.process.pid,
+        "name": "{{ cookiecutter.project_slug }}",
+        "version": __version__,
+    }
+
+
+def test_hello_endpoint_answers_with_the_configured_message(service: Service) -> None:
+    assert service.health("/hello") == {"hello": "ok"}
+
+
+def test_version_prints_the_name_and_the_version_of_debian_changelog() -> None:
+    changelog = (PROJECT / "debian/changelog").read_text(encoding="utf-8")
+    version = re.match(r"[^ ]+ \(([^)]+)\)", changelog).group(1)  # type: ignore[union-attr]
+    result = run_daemon("--version")
+    assert (result.returncode, result.stdout) == (0, f"{{ cookiecutter.project_slug }} {version}\n")
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="this host has no IPv6")
@@ -121,13 +149,19 @@ def still_open(conn: socket.socket) -> bool:
         conn.setblocking(True)
 
 
-def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(service: Service) -> None:
-    with socket.create_connection(("127.0.0.1", service.port)) as slow:
-        slow.sendall(b"G")
-        assert service.health()["pid"] == service.process.pid
-        assert still_open(slow), "/health was answered only once the slow client's time was up"
-        slow.settimeout(health.TIMEOUT + 2)
-        assert slow.recv(100) == b""
+def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(tmp_path: Path) -> None:
+    service = Service(tmp_path, deadline=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", service.port)) as slow:
+            slow.sendall(b"G")
+            assert service.health()["pid"] == service.process.pid
+            assert still_open(slow), "/health was answered only once the slow client's time was up"
+            slow.settimeout(3)
+            assert slow.recv(100) == b""
+        wait_for(lambda: "request not complete within 1.0 s" in service.read_log())
+    finally:
+        service.process.terminate()
+        assert service.process.wait(timeout=5) == 0
 
 
 def test_sigterm_lets_a_request_in_progress_finish_and_drops_idle_clients(service: Service) -> None:
@@ -360,13 +394,15 @@ def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path, family: sock
         ("[service]\nlog_level = loud\n", "log_level must be one of"),
     ],
 )
-def test_bad_config_exits_one_with_a_message(tmp_path: Path, content: str, message: str) -> None:
+def test_bad_config_exits_one_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
     config = tmp_path / "bad.conf"
     config.write_text(content, encoding="utf-8")
+    # In this process: main() returns before it would start anything, and a start costs more.
     for extra in ([], ["--check-config"]):
-        result = run_daemon("--config", str(config), *extra)
-        assert result.returncode == 1
-        assert message in result.stderr
+        assert daemon.main(["--config", str(config), *extra]) == 1
+        assert message in capsys.readouterr().err
 
 
 def test_missing_config_exits_one_naming_the_file(tmp_path: Path) -> None:

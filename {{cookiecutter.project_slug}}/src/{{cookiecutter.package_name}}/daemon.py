@@ -21,9 +21,8 @@ import socket
 import sys
 import time
 
-from . import config, health
+from . import NAME, __version__, config, health
 
-NAME = "{{ cookiecutter.project_slug }}"
 DESCRIPTION = {{ cookiecutter.description | python }}
 log = logging.getLogger(__package__)
 
@@ -346,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
     parser.add_argument("--check-config", action="store_true", help="check the configuration file and exit")
+    parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
     args = parser.parse_args(argv)
     try:
         cfg = config.load(args.config)

@@ -1,4 +1,4 @@
-"""The health endpoint: just enough HTTP/1.0 for `GET /health`.
+"""The HTTP endpoints: just enough HTTP/1.0 for `GET /health` and the application's own.
 
 http.server would cost the daemon a third of its memory (it imports the email
 package); one short request per connection needs none of it.
@@ -10,7 +10,7 @@ import json
 import os
 import socket
 
-from . import config
+from . import NAME, __version__, config
 
 MAX_REQUEST = 8192
 # The whole exchange, request and reply, must be over within TIMEOUT seconds.
@@ -34,16 +34,39 @@ def listener(cfg: config.Config) -> socket.socket:
     return sock
 
 
-def respond(request_line: str, cfg: config.Config) -> tuple[int, dict[str, object]]:
+Document = dict[str, object]
+
+
+def health(cfg: config.Config) -> tuple[int, Document]:
+    return 200, {
+        "status": "ok",
+        "message": cfg.message,
+        "pid": os.getpid(),
+        "name": NAME,
+        "version": __version__,
+    }
+
+
+def hello(cfg: config.Config) -> tuple[int, Document]:
+    """The example of an application endpoint (README.md, "Working on the code")."""
+    return 200, {"hello": cfg.message}
+
+
+# The endpoints: a path, and the function that answers GET (and HEAD) on it.
+ROUTES = {"/health": health, "/hello": hello}
+
+
+def respond(request_line: str, cfg: config.Config) -> tuple[int, Document]:
     parts = request_line.split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         return 400, {"error": "bad request"}
     method, target = parts[0], parts[1]
-    if target.split("?", 1)[0] != "/health":
+    route = ROUTES.get(target.split("?", 1)[0])
+    if route is None:
         return 404, {"error": "not found"}
     if method not in ("GET", "HEAD"):
         return 405, {"error": "method not allowed"}
-    return 200, {"status": "ok", "message": cfg.message, "pid": os.getpid()}
+    return route(cfg)
 
 
 def reply(request_line: str, cfg: config.Config) -> tuple[int, bytes]:
