@@ -11,7 +11,20 @@ import upstart
 from support import require_tool, run
 
 SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/env bash")
-TARGETS = ["help", "deps", "build", "run", "test", "lint", "install", "uninstall", "deb", "rpm", "package", "clean"]
+TARGETS = [
+    "help",
+    "deps",
+    "build",
+    "run",
+    "test",
+    "lint",
+    "install",
+    "uninstall",
+    "deb",
+    "rpm",
+    "package",
+    "clean",
+]
 # Targets that need more than the make -n of a fresh project (a host, PyPI, or a VERSION).
 OTHER_TARGETS = ["deploy", "publish", "wheels", "lint-deb", "lint-rpm", "release"]
 
