@@ -21,7 +21,6 @@ repository runs it; `bench.py --serving` measures the daemon under load only (se
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import platform
@@ -40,6 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TEMPLATE / "tests"))
+
+from support import idle_and_slowloris  # noqa: E402  (the load C1 of the tests puts on)
+
 RESULTS = Path(__file__).resolve().parent / "results.md"
 SERVING_HEADING = "# The daemon under load"
 MAKE_TEST_HEADING = "# The generated project's `make test`"
@@ -239,27 +242,8 @@ def get(port: int) -> float:
 def latencies_with_idle_and_slow_clients(port: int, requests: int) -> list[float]:
     """GET /health `requests` times, one after the other, while 200 clients that send
     nothing and 50 that send a header byte every 0.2 s stay connected."""
-    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
-    slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
-    stop = threading.Event()
-
-    def drip() -> None:
-        for conn in slow:
-            conn.sendall(b"GET /health HTTP/1.0\r\n")
-        while not stop.wait(0.2):
-            for conn in slow:
-                with contextlib.suppress(OSError):
-                    conn.send(b"X")
-
-    dripping = threading.Thread(target=drip)
-    dripping.start()
-    try:
+    with idle_and_slowloris(port):
         return [get(port) for _ in range(requests)]
-    finally:
-        stop.set()
-        dripping.join()
-        for conn in idle + slow:
-            conn.close()
 
 
 def at_once(port: int, count: int) -> tuple[int, float]:

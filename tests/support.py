@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +100,30 @@ def signing_key() -> Iterator[tuple[dict[str, str], str]]:
     finally:
         run(["gpgconf", "--homedir", home, "--kill", "all"], env=env)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def idle_and_slowloris(port: int, idle: int = 200, slow: int = 50) -> Iterator[list[socket.socket]]:
+    """While the block runs, `idle` clients of 127.0.0.1:port that send nothing and `slow` ones
+    that send a header byte every 0.2 s, a request that never ends (RELIABILITY.md C1).
+    Yields their sockets, idle ones first; closes them all afterwards."""
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(idle + slow)]
+    stop = threading.Event()
+
+    def drip() -> None:
+        for conn in clients[idle:]:
+            conn.sendall(b"GET /health HTTP/1.0\r\n")
+        while not stop.wait(0.2):
+            for conn in clients[idle:]:
+                with contextlib.suppress(OSError):
+                    conn.send(b"X")
+
+    dripping = threading.Thread(target=drip)
+    dripping.start()
+    try:
+        yield clients
+    finally:
+        stop.set()
+        dripping.join()
+        for conn in clients:
+            conn.close()

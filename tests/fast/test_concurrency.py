@@ -10,7 +10,6 @@ tests run as root, as nobody, with Debian's python3 and a copy of src/ that nobo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
@@ -23,14 +22,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from support import render
+from support import idle_and_slowloris, render
 
 READY = re.compile(r"ready: listening on 127\.0\.0\.1:(\d+), pid (\d+)")
 AS_ROOT = os.geteuid() == 0
@@ -220,33 +218,14 @@ def at_once(port: int, count: int, timeout: float) -> list[bytes]:
 def test_C1_idle_and_slowloris_clients_delay_no_health_check_and_are_closed_at_their_deadline(
     daemon: Daemon, limits: Limits
 ) -> None:
-    idle = [connect(daemon.port) for _ in range(200)]
-    slow = [connect(daemon.port) for _ in range(50)]
-    stop = threading.Event()
-
-    def drip() -> None:  # a header byte every 0.2 s: a request that never ends
-        for conn in slow:
-            conn.sendall(b"GET /health HTTP/1.0\r\n")
-        while not stop.wait(0.2):
-            for conn in slow:
-                with contextlib.suppress(OSError):
-                    conn.send(b"X")
-
-    dripping = threading.Thread(target=drip)
-    dripping.start()
-    try:
+    with idle_and_slowloris(daemon.port) as clients:
         latencies = []
         for n in range(50):
             began = time.monotonic()
             reply = get(daemon.port, f"/health?C1={n}", timeout=limits.timeout)
             latencies.append(time.monotonic() - began)
             assert reply.startswith(b"HTTP/1.0 200 OK\r\n"), reply
-        closed = [closed_by_peer(conn, limits.timeout + 5) for conn in idle + slow]
-    finally:
-        stop.set()
-        dripping.join()
-        for conn in idle + slow:
-            conn.close()
+        closed = [closed_by_peer(conn, limits.timeout + 5) for conn in clients]
     p99 = statistics.quantiles(latencies, n=100)[98]
     p50 = statistics.median(latencies)
     print(f"\nFIGURE C1: /health, 200 idle + 50 slowloris: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")

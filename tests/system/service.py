@@ -12,6 +12,18 @@ CONFIG = f"/etc/{NAME}/{NAME}.conf"
 LOG = f"/var/log/{NAME}/{NAME}.log"
 PORT = 8080
 
+# `python3 -I -c HOLD_PORT PORT`: another process holding the daemon's port, bound as the
+# daemon binds it; prints "listening" once it holds it.
+HOLD_PORT = """\
+import socket, sys, time
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+print("listening", flush=True)
+time.sleep(600)
+"""
+
 
 def health(sandbox: Sandbox) -> dict[str, object]:
     reply = sandbox.http_get(PORT, "/health")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Container
-from service import assert_unprivileged
+from service import HOLD_PORT, assert_unprivileged
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -239,23 +239,11 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
     assert unit.show("ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": str(pid)}
 
 
-# Another process holding the daemon's port inside the container.
-LISTEN = """\
-import socket, sys, time
-sock = socket.socket()
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon does
-sock.bind(("127.0.0.1", int(sys.argv[1])))
-sock.listen()
-print("listening", flush=True)
-time.sleep(600)
-"""
-
-
 def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(service: Service) -> None:
     """The port is taken: the check passes (a port in use may be the daemon's own), the bind fails."""
     unit = service
     assert unit.systemctl("stop", UNIT).returncode == 0
-    listener = unit.container.spawn(["python3", "-I", "-c", LISTEN, str(PORT)])
+    listener = unit.container.spawn(["python3", "-I", "-c", HOLD_PORT, str(PORT)])
     harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
     expected = f"{USER}: cannot start: [Errno 98] Address already in use"
     assert unit.systemctl("reset-failed", UNIT).returncode == 0

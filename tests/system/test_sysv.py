@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Spawned, SysvRoot
+from service import HOLD_PORT
 from support import require_tool
 
 if TYPE_CHECKING:
@@ -335,18 +336,6 @@ def test_C5_hup_with_a_config_a_start_would_refuse_keeps_serving_and_logs_one_li
     assert text.count("reload failed") == 1 and "Traceback" not in text
 
 
-# Another process holding the daemon's port, as another user.
-LISTEN = """\
-import socket, sys, time
-sock = socket.socket()
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon does
-sock.bind(("127.0.0.1", int(sys.argv[1])))
-sock.listen()
-print("listening", flush=True)
-time.sleep(600)
-"""
-
-
 def assert_failed_start(service: Service, reason: str) -> None:
     """start exits 1 within a few seconds, says why, and leaves nothing: status then says 3."""
     began = time.monotonic()
@@ -397,7 +386,7 @@ def test_C5_start_whose_daemon_dies_after_the_check_fails_fast_with_its_reason(s
     """The check passes (the port may be held by the daemon being restarted); the bind fails."""
     service.stopped()
     other = service.root.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                "python3", "-I", "-c", LISTEN, str(PORT)])  # fmt: skip
+                                "python3", "-I", "-c", HOLD_PORT, str(PORT)])  # fmt: skip
     harness.wait_until(lambda: "listening" in other.log.read_text(), 5.0, what="the other listener")
     assert_failed_start(service, "program failed to initialize (Address already in use)")
     assert alive(service.root, other.pid)
