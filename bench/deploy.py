@@ -36,8 +36,7 @@ DCH_ENV = {"DEBFULLNAME": "Bench", "DEBEMAIL": "bench@example.com", "PATH": "/us
 
 def build(project: Path, version: str, broken: bool = False) -> Path:
     if broken:
-        health = project / "src/my_service/health.py"
-        health.write_text(health.read_text().replace('!= "/health"', '!= "/broken"'))
+        hosts.break_health_check(project)
     if version != "0.1.0":
         subprocess.run(
             ["dch", "-v", version, "--force-distribution", "-D", "unstable", "bench"],

@@ -65,6 +65,15 @@ def _keygen(path: Path, comment: str) -> str:
     return path.with_suffix(".pub").read_text().strip()
 
 
+def break_health_check(project: Path) -> None:
+    """Make the rendered project's daemon answer /health with 404: a build that fails every
+    health gate, for the rollback rows (D3, D7) and the bench."""
+    health = project / "src/my_service/health.py"
+    text = health.read_text()
+    assert text.count('"/health": health') == 1, f"{health}: no route of /health to take away"
+    health.write_text(text.replace('"/health": health', '"/broken": health'))
+
+
 @dataclass
 class TestHost:
     name: str  # its HostKeyAlias, and how the tests call it

@@ -61,8 +61,7 @@ def broken_deb(service_debs: ServiceDebs, tmp_path_factory: pytest.TempPathFacto
     """0.3.0, whose daemon runs but answers /health with 404: it fails every health check."""
     project = tmp_path_factory.mktemp("broken") / "my-service"
     shutil.copytree(service_debs.project, project, ignore=shutil.ignore_patterns("build", "dist"))
-    health = project / "src/my_service/health.py"
-    health.write_text(health.read_text().replace('!= "/health"', '!= "/broken"'))
+    hosts.break_health_check(project)
     result = run(
         ["dch", "-v", "0.3.0", "--distribution", "unstable", "--force-distribution", "Broken on purpose."],
         cwd=project,

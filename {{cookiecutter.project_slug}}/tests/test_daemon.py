@@ -67,7 +67,10 @@ class Service:
         self.config = tmp_path / "service.conf"
         self.log = tmp_path / "service.log"
         write_config(self.config, self.log)
-        start = ["-m", "{{ cookiecutter.package_name }}"] if deadline is None else ["-c", WITH_DEADLINE, str(deadline)]
+        if deadline is None:
+            start = ["-m", "{{ cookiecutter.package_name }}"]
+        else:
+            start = ["-c", WITH_DEADLINE, str(deadline)]
         self.process = subprocess.Popen(
             [sys.executable, *start, "--config", str(self.config)],
             env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
