@@ -86,9 +86,12 @@ def record_answers() -> None:
 
 def template_commit(repo_dir: str) -> str | None:
     """The commit of the template's git checkout, or None for a plain directory."""
-    result = subprocess.run(
-        ["git", "-C", repo_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
+    try:
+        result = subprocess.run(
+            ["git", "-C", repo_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
+    except OSError:  # no git on this machine: a plain directory, as far as we can tell
+        return None
     return result.stdout.strip() if result.returncode == 0 else None
 
 
