@@ -1,4 +1,5 @@
-"""Fixtures of the system tier: real Debian roots, booted containers and supervisors (see harness.py).
+"""Fixtures of the system tier: real Debian roots (roots.py) run as sysvinit hosts (sysv.py), booted
+containers (nspawn.py) and supervisors (supervisors.py).
 
 Every fixture here is a factory, so that a test can ask for several roots (say, a fleet of hosts);
 all of them are torn down when the test ends, whether it passed or not. When it failed, the logs
@@ -13,9 +14,16 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import harness
+import nspawn
 import pytest
+import sysv
+from nspawn import Container
+from roots import SUITE, SYSTEMD, SYSV, Flavour
+from sandbox import Sandbox
+from supervisors import KINDS, Supervisor
 from support import render, require_root, require_tool, run
+from sweep import sweep_stale
+from sysv import SysvRoot
 
 HOST_TOOLS = ("debootstrap", "unshare", "nsenter", "setpriv", "tar", "dpkg-deb")
 
@@ -35,31 +43,31 @@ def system_host() -> None:
     """Root and the host tools, or fail (CI) / skip; removes what killed runs left behind."""
     require_root()
     require_tool(*HOST_TOOLS)
-    harness.sweep_stale()
+    sweep_stale()
 
 
-def _print_logs(request: pytest.FixtureRequest, sandboxes: list[harness.Sandbox]) -> None:
+def _print_logs(request: pytest.FixtureRequest, sandboxes: list[Sandbox]) -> None:
     if not request.node.stash.get(_FAILED, False):
         return
     for sandbox in sandboxes:
         for log in sorted(sandbox.work.glob("*.log")):
             text = log.read_text(errors="replace")
-            if isinstance(sandbox, harness.Container) and log == sandbox.console:
+            if isinstance(sandbox, Container) and log == sandbox.console:
                 text = sandbox.boot_log()
             print(f"----- {log} (last 4000 characters)\n{text[-4000:]}")
-        if isinstance(sandbox, harness.Container) and sandbox.leader:
+        if isinstance(sandbox, Container) and sandbox.leader:
             journal = sandbox.run(["journalctl", "-b", "-n", "200", "--no-pager"]).stdout
             print(f"----- journal of {sandbox.machine} (last 200 lines)\n{journal}")
 
 
 @pytest.fixture
-def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Callable[..., harness.SysvRoot]]:
-    """`sysv_root(flavour=SYSV, hostname="testhost")`: a fresh root run as a sysvinit host."""
-    made: list[harness.Sandbox] = []
+def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Callable[..., SysvRoot]]:
+    """`sysv_root(flavour=SYSV, hostname="testhost", suite=SUITE)`: a fresh root run as a sysvinit host."""
+    made: list[Sandbox] = []
     with contextlib.ExitStack() as stack:
 
-        def make(flavour: harness.Flavour = harness.SYSV, hostname: str = "testhost") -> harness.SysvRoot:
-            root = stack.enter_context(harness.sysv_root(flavour, hostname))
+        def make(flavour: Flavour = SYSV, hostname: str = "testhost", suite: str = SUITE) -> SysvRoot:
+            root = stack.enter_context(sysv.sysv_root(flavour, hostname, suite))
             made.append(root)
             return root
 
@@ -70,21 +78,23 @@ def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Cal
 @pytest.fixture
 def systemd_container(
     system_host: None, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., harness.Container]]:
-    """`systemd_container(flavour=SYSTEMD, private_network=True, allow_degraded=False)`: a booted root."""
+) -> Iterator[Callable[..., Container]]:
+    """`systemd_container(flavour=SYSTEMD, private_network=True, allow_degraded=False, suite=SUITE)`:
+    a booted root."""
     require_tool("systemd-nspawn")
-    made: list[harness.Sandbox] = []
+    made: list[Sandbox] = []
     with contextlib.ExitStack() as stack:
 
         def make(
-            flavour: harness.Flavour = harness.SYSTEMD,
+            flavour: Flavour = SYSTEMD,
             *,
             private_network: bool = True,
             allow_degraded: bool = False,
-        ) -> harness.Container:
+            suite: str = SUITE,
+        ) -> Container:
             container = stack.enter_context(
-                harness.booted_container(
-                    flavour, private_network=private_network, allow_degraded=allow_degraded
+                nspawn.booted_container(
+                    flavour, private_network=private_network, allow_degraded=allow_degraded, suite=suite
                 )
             )
             made.append(container)
@@ -95,16 +105,15 @@ def systemd_container(
 
 
 @pytest.fixture
-def supervised(sysv_root: Callable[..., harness.SysvRoot]) -> Iterator[Callable[..., harness.Supervisor]]:
-    """`supervised(root, "daemontools" | "runit", "/etc/sv/foo")`: a started supervisor.
+def supervised(sysv_root: Callable[..., SysvRoot]) -> Iterator[Callable[..., Supervisor]]:
+    """`supervised(root, KIND, "/etc/sv/foo")`: a started supervisor of a kind in supervisors.KINDS.
 
     It is stopped (svc -dx / sv exit) before its root is torn down.
     """
-    kinds: dict[str, type[harness.Supervisor]] = {"daemontools": harness.Daemontools, "runit": harness.Runit}
     with contextlib.ExitStack() as stack:
 
-        def make(root: harness.SysvRoot, kind: str, service_dir: str) -> harness.Supervisor:
-            return stack.enter_context(kinds[kind](root, service_dir))
+        def make(root: SysvRoot, kind: str, service_dir: str) -> Supervisor:
+            return stack.enter_context(KINDS[kind](root, service_dir))
 
         yield make
 

@@ -1,6 +1,6 @@
 """Test hosts for deploy: copies of a Debian root, each with its own sshd, reached over ssh.
 
-Each host is a `harness.SysvRoot`: its own network namespace with only `lo`, so every host's
+Each host is a `SysvRoot` (sysv.py): its own network namespace with only `lo`, so every host's
 service listens on the same port (8080) without colliding. ssh reaches a host's sshd through a
 ProxyCommand that enters that namespace and relays stdio to its loopback address (127.0.0.1:22,
 or [::1]:22 for the host named by an IPv6 literal). Client and host keys are throwaway ones made
@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import harness
+from common import wait_until
+from roots import BASE_PACKAGES, Flavour
+from sandbox import Spawned
+from sysv import SysvRoot, sysv_root
 
-SSH_FLAVOUR = harness.Flavour(
-    "ssh", (*harness.BASE_PACKAGES, "openssh-server", "python3-apt"), allow_service_start=True
-)
+SSH_FLAVOUR = Flavour("ssh", (*BASE_PACKAGES, "openssh-server", "python3-apt"), allow_service_start=True)
 
 # The ProxyCommand, run on the build machine inside a host's network namespace.
 _RELAY = """
@@ -78,8 +79,8 @@ def break_health_check(project: Path) -> None:
 class TestHost:
     name: str  # its HostKeyAlias, and how the tests call it
     destination: str  # what HOSTS says for it: a name, user@name or an IPv6 literal
-    root: harness.SysvRoot
-    sshd: harness.Spawned | None = None
+    root: SysvRoot
+    sshd: Spawned | None = None
 
     def start_sshd(self) -> None:
         self.root.path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -87,7 +88,7 @@ class TestHost:
             ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_test_config"],
             log=self.root.work / f"sshd-{self.name}.log",
         )
-        harness.wait_until(
+        wait_until(
             lambda: "Server listening on 127.0.0.1" in self.sshd.log.read_text(),  # type: ignore[union-attr]
             10.0,
             what=f"sshd of {self.name}",
@@ -192,7 +193,7 @@ def fleet(directory: Path, destinations: list[str]) -> Iterator[Fleet]:
         hosts = []
         for number, destination in enumerate(destinations, start=1):
             name = f"h{number}"
-            root = stack.enter_context(harness.sysv_root(SSH_FLAVOUR, hostname=name))
+            root = stack.enter_context(sysv_root(SSH_FLAVOUR, hostname=name))
             for old in root.path("/etc/ssh").glob("ssh_host_*"):
                 old.unlink()
             host_key = directory / f"{name}_host_ed25519"

@@ -1,11 +1,11 @@
-"""What the system tests ask of the installed default service, in any root (a harness.Sandbox)."""
+"""What the system tests ask of the installed default service, in any root (a Sandbox)."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from harness import Sandbox
+from sandbox import Sandbox
 
 NAME = "my-service"
 CONFIG = f"/etc/{NAME}/{NAME}.conf"

@@ -16,9 +16,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import harness
+import nspawn
 import pytest
-from harness import Container, SysvRoot
+import roots
+import sysv
+from nspawn import Container
+from sandbox import Sandbox
+from supervisors import Supervisor
+from sweep import sweep_stale
+from sysv import SysvRoot
 
 pytestmark = pytest.mark.usefixtures("system_host")
 
@@ -105,9 +111,9 @@ def start_time(host_pid: int) -> str | None:
         return None
 
 
-def assert_nothing_left(sandbox: harness.Sandbox, leader: int) -> None:
+def assert_nothing_left(sandbox: Sandbox, leader: int) -> None:
     assert not Path(f"/proc/{leader}").exists(), "the namespace's PID 1 is still there"
-    assert not harness.mounts_under(sandbox.work)
+    assert not roots.mounts_under(sandbox.work)
     assert not sandbox.work.exists(), "the copy was not deleted"
 
 
@@ -115,20 +121,20 @@ def assert_nothing_left(sandbox: harness.Sandbox, leader: int) -> None:
 
 
 def test_cache_key_depends_on_the_package_set_not_its_order() -> None:
-    swapped = harness.Flavour("sysv", tuple(reversed(harness.BASE_PACKAGES)), allow_service_start=True)
-    more = harness.Flavour("sysv", (*harness.BASE_PACKAGES, "less"), allow_service_start=True)
-    assert swapped.key("bookworm") == harness.SYSV.key("bookworm")
-    assert more.key("bookworm") != harness.SYSV.key("bookworm")
-    assert harness.SYSV.key("trixie") != harness.SYSV.key("bookworm")
+    swapped = roots.Flavour("sysv", tuple(reversed(roots.BASE_PACKAGES)), allow_service_start=True)
+    more = roots.Flavour("sysv", (*roots.BASE_PACKAGES, "less"), allow_service_start=True)
+    assert swapped.key("bookworm") == roots.SYSV.key("bookworm")
+    assert more.key("bookworm") != roots.SYSV.key("bookworm")
+    assert roots.SYSV.key("trixie") != roots.SYSV.key("bookworm")
 
 
 def test_cached_root_is_reused_not_rebuilt(sysv_root: Callable[..., SysvRoot]) -> None:
-    tarball = harness.root_tarball(harness.SYSV)
+    tarball = roots.root_tarball(roots.SYSV)
     before = tarball.stat()
     first, second = sysv_root(), sysv_root()
-    after = harness.root_tarball(harness.SYSV).stat()
+    after = roots.root_tarball(roots.SYSV).stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert not list(harness.CACHE_DIR.glob(".build-*"))
+    assert not list(roots.CACHE_DIR.glob(".build-*"))
     assert first.root != second.root
     first.write_file("/etc/marker", "first\n")
     assert not second.path("/etc/marker").exists(), "copies must be independent"
@@ -136,7 +142,7 @@ def test_cached_root_is_reused_not_rebuilt(sysv_root: Callable[..., SysvRoot]) -
 
 def test_sysv_root_has_what_an_offline_install_needs(sysv_root: Callable[..., SysvRoot]) -> None:
     root = sysv_root()
-    wanted = [*harness.BASE_PACKAGES, "sysvinit-utils", "init-system-helpers"]
+    wanted = [*roots.BASE_PACKAGES, "sysvinit-utils", "init-system-helpers"]
     installed = root.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n", *wanted], check=True)
     assert sorted(installed.stdout.split("\n")[:-1]) == sorted(f"{p} installed" for p in wanted)
     assert root.run(["dpkg-query", "-W", "systemd"]).returncode != 0
@@ -152,7 +158,7 @@ def test_sysv_root_has_what_an_offline_install_needs(sysv_root: Callable[..., Sy
 
 
 def test_background_process_survives_between_runs_and_dies_with_the_root() -> None:
-    with harness.sysv_root() as root:
+    with sysv.sysv_root() as root:
         started = root.sh("sleep 1000 </dev/null >/dev/null 2>&1 & echo $!", check=True)
         pid = int(started.stdout)
         assert root.run(["kill", "-0", str(pid)]).returncode == 0, "it did not outlive its command"
@@ -167,7 +173,7 @@ def test_background_process_survives_between_runs_and_dies_with_the_root() -> No
 
 
 def test_teardown_happens_when_the_body_fails() -> None:
-    with pytest.raises(RuntimeError, match="test body failed"), harness.sysv_root() as root:
+    with pytest.raises(RuntimeError, match="test body failed"), sysv.sysv_root() as root:
         root.spawn(["sleep", "1000"])
         leader = root.leader
         raise RuntimeError("test body failed")
@@ -226,7 +232,7 @@ def test_install_deb_offline_starts_the_service_as_its_user(
 
 @pytest.mark.parametrize("kind", ["daemontools", "runit"])
 def test_supervisor_restarts_a_killed_service(
-    sysv_root: Callable[..., SysvRoot], supervised: Callable[..., harness.Supervisor], kind: str
+    sysv_root: Callable[..., SysvRoot], supervised: Callable[..., Supervisor], kind: str
 ) -> None:
     root = sysv_root()
     root.write_file("/srv/probe/run", "#!/bin/sh\nexec sleep 1000\n", mode=0o755)
@@ -250,7 +256,7 @@ def test_supervisor_restarts_a_killed_service(
 
 
 def test_container_boots_runs_the_package_and_leaves_nothing_behind(probe_deb: Path) -> None:
-    with harness.booted_container() as container:
+    with nspawn.booted_container() as container:
         assert container.state == "running"
         assert container.run(["systemctl", "is-system-running"]).stdout == "running\n"
         result = container.install_deb(probe_deb)
@@ -269,7 +275,7 @@ def test_container_boots_runs_the_package_and_leaves_nothing_behind(probe_deb: P
     assert not Path(f"/proc/{container.nspawn.pid}").exists()
     assert_nothing_left(container, leader)
     assert not any(group.exists() for group in groups)
-    for hierarchy in harness.cgroup_hierarchies():
+    for hierarchy in nspawn.cgroup_hierarchies():
         assert not {"payload", "supervisor"} & {p.name for p in hierarchy.iterdir()}
 
 
@@ -284,9 +290,9 @@ def test_container_without_private_network_shares_the_host_network(
 
 
 def test_sweep_removes_only_abandoned_copies() -> None:
-    harness.WORK_DIR.mkdir(parents=True, exist_ok=True)
-    abandoned, live = (Path(tempfile.mkdtemp(prefix="sweep-", dir=harness.WORK_DIR)) for _ in range(2))
-    group = harness.cgroup_hierarchies()[0] / f"{harness.CGROUP_PREFIX}{abandoned.name}"
+    roots.WORK_DIR.mkdir(parents=True, exist_ok=True)
+    abandoned, live = (Path(tempfile.mkdtemp(prefix="sweep-", dir=roots.WORK_DIR)) for _ in range(2))
+    group = nspawn.cgroup_hierarchies()[0] / f"{nspawn.CGROUP_PREFIX}{abandoned.name}"
     try:
         with open(live / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -294,12 +300,12 @@ def test_sweep_removes_only_abandoned_copies() -> None:
             for work in (abandoned, live):
                 (work / "root").mkdir()
                 os.utime(work, (time.time() - 3600,) * 2)
-            removed = harness.sweep_stale()
+            removed = sweep_stale()
             assert live.exists(), "a copy in use was removed"
             assert not abandoned.exists() and not group.exists()
             assert {abandoned, group} <= set(removed)
     finally:
         for path in (abandoned, live):
-            harness.remove_tree(path)
+            roots.remove_tree(path)
         if group.exists():
             group.rmdir()

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import harness
 import pytest
-from harness import Supervisor, SysvRoot
+import roots
 from service import CONFIG, NAME, PORT, health, log_lines, set_message
+from supervisors import Supervisor
 from support import require_tool, run
+from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -96,7 +97,7 @@ def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
     check leaves /var/lib/logrotate/status changed and blames the package for it.
     """
     require_tool("piuparts")
-    with harness.fresh_root(harness.SYSV) as base:
+    with roots.fresh_root(roots.SYSV) as base:
         with SysvRoot(base) as running:
             ok(running.run(["dpkg", "--purge", "logrotate"]))
         scratch = base.parent / "piuparts"
@@ -107,8 +108,8 @@ def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private",
              "--pid", "--fork", "--kill-child", "--mount-proc",
              "piuparts", f"--existing-chroot={base}", "--hard-link", "--tmpdir", str(scratch),
-             "-d", harness.SUITE, "-m", harness.MIRROR, str(service_debs.v1)],
-            env=harness.ROOT_ENV, stdin=subprocess.DEVNULL, timeout=600,
+             "-d", roots.SUITE, "-m", roots.MIRROR, str(service_debs.v1)],
+            env=roots.ROOT_ENV, stdin=subprocess.DEVNULL, timeout=600,
         )  # fmt: skip
         took = time.monotonic() - began
     verdicts = re.findall(r"(?m)^\S+ (?:INFO|ERROR): ((?:PASS|FAIL): .*)$", result.stdout)

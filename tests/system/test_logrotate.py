@@ -27,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import harness
 import pytest
-from harness import SysvRoot
+from common import wait_until
 from support import require_tool
+from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -144,7 +144,7 @@ class Clients:
 
 
 def wait_for_lines(root: SysvRoot, size: int) -> None:
-    harness.wait_until(lambda: root.path(LOG).stat().st_size >= size, 30.0, what=f"{size} bytes of log")
+    wait_until(lambda: root.path(LOG).stat().st_size >= size, 30.0, what=f"{size} bytes of log")
 
 
 def count_seqs(files: dict[str, str]) -> Counter[tuple[int, int]]:
@@ -245,7 +245,7 @@ def test_R2_after_a_rotation_the_next_line_goes_to_the_new_file_within_1s(root: 
     rotate(root)
     began = time.monotonic()
     http_seq(root, "R2")
-    harness.wait_until(lambda: "seq=R2 " in root.path(LOG).read_text(), 1.0, what="the line in the new file")
+    wait_until(lambda: "seq=R2 " in root.path(LOG).read_text(), 1.0, what="the line in the new file")
     delay = time.monotonic() - began
     assert "seq=R2 " not in root.path(f"{LOG}.1").read_text()
     assert open_log_inodes(root, pid) == {root.path(LOG).stat().st_ino}
@@ -259,12 +259,12 @@ def test_R2_postrotate_reopens_the_log_with_usr1_under_sysvinit(root: SysvRoot) 
     pid = daemon_pid(root)
     rotate(root)
     began = time.monotonic()
-    harness.wait_until(lambda: REOPENED in root.path(LOG).read_text(), 1.0, what="SIGUSR1's reopen")
+    wait_until(lambda: REOPENED in root.path(LOG).read_text(), 1.0, what="SIGUSR1's reopen")
     delay = time.monotonic() - began
     assert open_log_inodes(root, pid) == {root.path(LOG).stat().st_ino}
     as_user = root.run([*AS_SERVICE_USER, f"/etc/init.d/{NAME}", "rotate"])
     assert as_user.returncode == 0, as_user
-    harness.wait_until(lambda: root.path(LOG).read_text().count(REOPENED) == 2, 1.0, what="a second reopen")
+    wait_until(lambda: root.path(LOG).read_text().count(REOPENED) == 2, 1.0, what="a second reopen")
     assert daemon_pid(root) == pid
     print(
         f"\nFIGURE R2: postrotate's SIGUSR1 reopened the log {delay * 1000:.0f} ms after logrotate returned"

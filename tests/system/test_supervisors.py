@@ -21,11 +21,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import harness
 import pytest
 import upstart
-from harness import Supervisor, SysvRoot
+from common import wait_until
 from service import CONFIG, assert_unprivileged, health, log_lines, set_message
+from supervisors import Supervisor
+from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -58,7 +59,7 @@ def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> 
 
 def wait_ready(root: SysvRoot, pid: int) -> None:
     """The daemon's "ready" line: its signal handlers are installed from then on."""
-    harness.wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
+    wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
 
 
 def start(
@@ -154,15 +155,13 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert health(root)["message"] == "ok"
     set_message(root, f"reloaded under {kind}")
     assert supervisor.ctl(*HUP[kind]).returncode == 0
-    harness.wait_until(
-        lambda: health(root)["message"] == f"reloaded under {kind}", 5.0, what="the new message"
-    )
+    wait_until(lambda: health(root)["message"] == f"reloaded under {kind}", 5.0, what="the new message")
     assert supervisor.pid() == pid
     set_message(root, "never served")
     config = root.path(CONFIG)
     config.write_text(config.read_text() + "no_such_key = 1\n")
     assert supervisor.ctl(*HUP[kind]).returncode == 0
-    errors = harness.wait_until(
+    errors = wait_until(
         lambda: log_lines(root, r" ERROR reload failed, keeping the running configuration: .*no_such_key"),
         5.0,
         what="the reload error in the log",
@@ -193,7 +192,7 @@ def test_C5_hup_with_a_log_file_a_start_cannot_use_keeps_the_running_config_one_
         config.write_text(re.sub(r"(?m)^log_file = .*$", f"log_file = {log_file}".rstrip(), good))
         set_message(root, "never served")
         assert supervisor.ctl(*HUP[kind]).returncode == 0
-        harness.wait_until(lambda r=reason: log_lines(root, re.escape(r)), 5.0, what=reason)
+        wait_until(lambda r=reason: log_lines(root, re.escape(r)), 5.0, what=reason)
         assert len(log_lines(root, re.escape(reason))) == 1, reason
         assert len(log_lines(root, r" ERROR reload failed, keeping the running configuration: ")) == count
         assert health(root).items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
@@ -213,7 +212,7 @@ def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_hup(
     assert_unprivileged(root, pid)
     reloads = len(log_lines(root, r" INFO reloaded "))
     assert supervisor.ctl(*HUP[kind]).returncode == 0
-    harness.wait_until(lambda: len(log_lines(root, r" INFO reloaded ")) == reloads + 1, 5.0, what="reload")
+    wait_until(lambda: len(log_lines(root, r" INFO reloaded ")) == reloads + 1, 5.0, what="reload")
     assert supervisor.pid() == pid
     assert_unprivileged(root, pid)
 
@@ -249,7 +248,7 @@ def test_run_script_stands_down_once_the_package_is_removed_not_purged(
             r"(?m)^/usr/sbin/my-service is not installed: taking the service down$", output.read_text()
         )
 
-    harness.wait_until(stood_down, 5.0, what="the run script to stand down")
+    wait_until(stood_down, 5.0, what="the run script to stand down")
     time.sleep(3 * RESTART_SEC)  # a run script that fails would have been started ~3 more times
     assert len(stood_down()) == 1, output.read_text()[-2000:]
     assert supervisor.pid() is None and re.search(r"\bdown\b", supervisor.status_text())

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import harness
 import pytest
-from harness import Container
+from common import wait_until
+from nspawn import Container
 from service import HOLD_PORT, assert_unprivileged
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Service:
         return [line for line in result.stdout.splitlines() if re.search(pattern, line)]
 
     def wait_journal(self, pattern: str, count: int = 1, timeout: float = 10.0) -> list[str]:
-        return harness.wait_until(
+        return wait_until(
             lambda: len(lines := self.journal(pattern)) >= count and lines,
             timeout,
             what=f"{pattern!r} in the journal",
@@ -94,7 +94,7 @@ class Service:
 
     def wait_active(self, timeout: float = 10.0) -> int:
         """Wait until the unit is active (READY=1 received); returns its MainPID."""
-        state = harness.wait_until(
+        state = wait_until(
             lambda: (s := self.show("ActiveState", "MainPID"))["ActiveState"] == "active" and s,
             timeout,
             what=f"{UNIT} to be active",
@@ -132,9 +132,7 @@ def test_S1_kill_9_main_pid_then_a_new_pid_within_restart_sec_plus_2_s(service: 
     first = unit.main_pid()
     unit.container.kill(first, signal.SIGKILL)
     killed = time.monotonic()
-    second = harness.wait_until(
-        lambda: (pid := unit.main_pid()) not in (0, first) and pid, 10.0, what="a new pid"
-    )
+    second = wait_until(lambda: (pid := unit.main_pid()) not in (0, first) and pid, 10.0, what="a new pid")
     forked = time.monotonic() - killed
     assert unit.wait_active() == second
     ready = time.monotonic() - killed
@@ -161,7 +159,7 @@ def test_S2_bad_config_fails_the_unit_after_start_limit_burst_with_a_clear_journ
     started = len(unit.journal(r"^Started "))
     began = time.monotonic()
     assert unit.systemctl("start", UNIT).returncode != 0
-    harness.wait_until(lambda: unit.show("ActiveState")["ActiveState"] == "failed", 30.0, what="failed")
+    wait_until(lambda: unit.show("ActiveState")["ActiveState"] == "failed", 30.0, what="failed")
     took = time.monotonic() - began
     # `burst` starts, each refused by the config check; the restart scheduled after the last
     # one hits the start limit.
@@ -210,7 +208,7 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
     unit.configure(message="reloaded")
     assert unit.systemctl("reload", UNIT).returncode == 0
     # ExecReload returns once HUP is sent; the daemon applies it a moment later.
-    harness.wait_until(lambda: unit.health()["message"] == "reloaded", 5.0, what="the new message")
+    wait_until(lambda: unit.health()["message"] == "reloaded", 5.0, what="the new message")
     assert unit.main_pid() == pid
     assert len(unit.log(r" INFO reloaded ")) == 1
 
@@ -229,7 +227,7 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
 
     # A HUP that bypasses the check (kill -HUP): the daemon keeps the old config, logs an error.
     unit.container.kill(pid, signal.SIGHUP)
-    errors = harness.wait_until(
+    errors = wait_until(
         lambda: unit.log(r" ERROR reload failed, keeping the running configuration: .* port: "),
         5.0,
         what="the reload error in the log",
@@ -244,7 +242,7 @@ def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(se
     unit = service
     assert unit.systemctl("stop", UNIT).returncode == 0
     listener = unit.container.spawn(["python3", "-I", "-c", HOLD_PORT, str(PORT)])
-    harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
+    wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
     expected = f"{USER}: cannot start: [Errno 98] Address already in use"
     assert unit.systemctl("reset-failed", UNIT).returncode == 0
     started = len(unit.journal(r"^Started "))
@@ -393,7 +391,7 @@ def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_relo
     assert_unprivileged(unit.container, pid)
     unit.configure(message="after reload")
     assert unit.systemctl("reload", UNIT).returncode == 0
-    harness.wait_until(lambda: unit.health()["message"] == "after reload", 5.0, what="the reload")
+    wait_until(lambda: unit.health()["message"] == "after reload", 5.0, what="the reload")
     assert unit.main_pid() == pid
     assert_unprivileged(unit.container, pid)
 

@@ -1,7 +1,7 @@
 """The shipped LSB init script under sysvinit, and the privileges of what the package installs.
 
 Each test installs the default project's .deb with apt into its own Debian root, run as a small
-sysvinit host (harness.SysvRoot), where postinst starts the service. A test that needs the
+sysvinit host (sysv.SysvRoot), where postinst starts the service. A test that needs the
 service stopped stops it first. /bin/sh is dash there, and the init script starts with #!/bin/sh:
 every test runs the script under dash (the `service` fixture checks both), which is L8's "L1-L7
 the same under dash".
@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import harness
 import pytest
-from harness import Spawned, SysvRoot
+from common import wait_until
+from sandbox import Spawned
 from service import HOLD_PORT
 from support import require_tool
+from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -114,7 +115,7 @@ def same_name_process(root: SysvRoot, user: str, group: str) -> Spawned:
         status = root.status(process.pid)
         return status is not None and status.cmdline == (link, "1000")
 
-    harness.wait_until(named, 5.0, what="the same-name process")
+    wait_until(named, 5.0, what="the same-name process")
     assert root.path(f"/proc/{process.pid}/comm").read_text() == f"{NAME}\n"
     return process
 
@@ -181,7 +182,7 @@ def test_L5_reload_while_running_keeps_the_pid_and_rereads_the_config(service: S
     config.write_text(re.sub(r"(?m)^message = .*$", "message = reloaded by L5", config.read_text()))
     result = service.init("reload")
     assert result.returncode == 0, result
-    harness.wait_until(lambda: service.health()["message"] == "reloaded by L5", 5.0, what="the new message")
+    wait_until(lambda: service.health()["message"] == "reloaded by L5", 5.0, what="the new message")
     assert service.running() == pid
 
 
@@ -329,7 +330,7 @@ def test_C5_hup_with_a_config_a_start_would_refuse_keeps_serving_and_logs_one_li
     break_config(service, "log-file-a-directory")
     service.root.kill(pid, signal.SIGHUP)
     line = f"reload failed, keeping the running configuration: {CONFIG}: log_file {LOG_DIR!r} is a directory"
-    harness.wait_until(lambda: line in service.root.path(LOG).read_text(), 5.0, what="the reload error")
+    wait_until(lambda: line in service.root.path(LOG).read_text(), 5.0, what="the reload error")
     assert service.running() == pid
     assert service.health()["message"] == "ok"
     text = service.root.path(LOG).read_text()
@@ -387,7 +388,7 @@ def test_C5_start_whose_daemon_dies_after_the_check_fails_fast_with_its_reason(s
     service.stopped()
     other = service.root.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                 "python3", "-I", "-c", HOLD_PORT, str(PORT)])  # fmt: skip
-    harness.wait_until(lambda: "listening" in other.log.read_text(), 5.0, what="the other listener")
+    wait_until(lambda: "listening" in other.log.read_text(), 5.0, what="the other listener")
     assert_failed_start(service, "program failed to initialize (Address already in use)")
     assert alive(service.root, other.pid)
 
@@ -470,9 +471,7 @@ def test_V1_daemon_uid_is_not_0_and_it_has_no_capabilities_also_after_hup(servic
 
     assert_unprivileged("started")
     assert service.init("reload").returncode == 0
-    harness.wait_until(
-        lambda: f"reloaded {CONFIG}" in service.root.path(LOG).read_text(), 5.0, what="the reload"
-    )
+    wait_until(lambda: f"reloaded {CONFIG}" in service.root.path(LOG).read_text(), 5.0, what="the reload")
     assert_unprivileged("after HUP")
     assert service.running() == pid
 
