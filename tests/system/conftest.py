@@ -125,9 +125,6 @@ class ServiceDebs:
     project: Path
     v1: Path
     v2: Path
-    slug: str = "my-service"
-    user: str = "my-service"
-    port: int = 8080
 
 
 def _make_deb(project: Path) -> Path:

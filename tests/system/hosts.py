@@ -22,6 +22,7 @@ from pathlib import Path
 from common import wait_until
 from roots import BASE_PACKAGES, Flavour
 from sandbox import Spawned
+from service import NAME
 from sysv import SysvRoot, sysv_root
 
 SSH_FLAVOUR = Flavour("ssh", (*BASE_PACKAGES, "openssh-server", "python3-apt"), allow_service_start=True)
@@ -108,7 +109,7 @@ class TestHost:
 
     def version(self) -> str:
         """The installed version of the service, "" when it is not installed."""
-        result = self.root.run(["dpkg-query", "-W", "-f=${Version}", "my-service"])
+        result = self.root.run(["dpkg-query", "-W", "-f=${Version}", NAME])
         return result.stdout if result.returncode == 0 else ""
 
 

@@ -7,10 +7,22 @@ import re
 
 from sandbox import Sandbox
 
+# The default project's names (cookiecutter.json's defaults) and where its package puts things.
 NAME = "my-service"
-CONFIG = f"/etc/{NAME}/{NAME}.conf"
-LOG = f"/var/log/{NAME}/{NAME}.log"
+USER = NAME
 PORT = 8080
+DAEMON = f"/usr/sbin/{NAME}"
+INIT = f"/etc/init.d/{NAME}"
+UNIT = f"{NAME}.service"
+SERVICE_DIR = f"/etc/sv/{NAME}"
+CONFIG = f"/etc/{NAME}/{NAME}.conf"
+STATE_DIR = f"/var/lib/{NAME}"
+LOG_DIR = f"/var/log/{NAME}"
+LOG = f"{LOG_DIR}/{NAME}.log"
+RUN_DIR = f"/run/{NAME}"
+PIDFILE = f"{RUN_DIR}/{NAME}.pid"
+# The prefix of a command run as the service user, with its groups.
+AS_SERVICE_USER = ("setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups")
 
 # `python3 -I -c HOLD_PORT PORT`: another process holding the daemon's port, bound as the
 # daemon binds it; prints "listening" once it holds it.

@@ -114,7 +114,7 @@ def test_D1_make_j_deploy_of_v1_to_every_host_serves_v1(
         serves(host, V1)
         # Every line the deploy printed about this host says so; the health gate ran on it.
         assert any(
-            re.search(r": http://127\.0\.0\.1:8080/health: 200$", line)
+            re.search(rf": http://127\.0\.0\.1:{service.PORT}/health: 200$", line)
             for line in done.lines_of(host.destination)
         )
     for line in done.output.splitlines()[: -len(DESTINATIONS) - 1]:
@@ -207,7 +207,7 @@ def test_D5_the_health_gate_uses_the_port_of_the_hosts_own_config(
     original = config.read_text()
     config.write_text(re.sub(r"(?m)^port = .*$", "port = 8081", original))
     try:
-        host.root.run(["/etc/init.d/my-service", "restart"], check=True)
+        host.root.run([service.INIT, "restart"], check=True)
         done = deploy(fleet, service_debs.project, service_debs.v2, host.destination)
         assert done.returncode == 0, done.output
         assert done.summary[host.destination] == Summary(V1, V2, "upgraded")
@@ -217,7 +217,7 @@ def test_D5_the_health_gate_uses_the_port_of_the_hosts_own_config(
         serves(host, V2, port=8081)
     finally:
         config.write_text(original)
-        host.root.run(["/etc/init.d/my-service", "restart"], check=True)
+        host.root.run([service.INIT, "restart"], check=True)
 
 
 def publish(project: Path, repo: Path, deb: Path, key: str, env: dict[str, str]) -> None:
@@ -258,7 +258,7 @@ def test_D6_hosts_pull_v2_from_the_signed_repository_and_refuse_one_signed_by_an
             host.root.write_file("/etc/apt/sources.list", "")
             host.root.run(update, check=True)
         # The hosts pull v2 from it: apt-get on one, the playbook (no deb=) on the others.
-        fleet["h1"].root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"], check=True)
+        fleet["h1"].root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", service.NAME], check=True)
         result = playbook(fleet, project, tmp_path, "-e", '{"batches": ["100%"]}')
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         for host in fleet.hosts:
@@ -271,7 +271,7 @@ def test_D6_hosts_pull_v2_from_the_signed_repository_and_refuse_one_signed_by_an
             refused = host.root.run(update)
             assert refused.returncode == 100, refused
             assert "NO_PUBKEY" in refused.stderr or "not signed" in refused.stderr, refused.stderr
-            host.root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"])
+            host.root.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", service.NAME])
             serves(host, V2)
     finally:
         for host in fleet.hosts:

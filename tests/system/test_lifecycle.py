@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import roots
-from service import CONFIG, NAME, PORT, health, log_lines, set_message
+from service import CONFIG, INIT, NAME, PIDFILE, PORT, SERVICE_DIR, health, log_lines, set_message
 from supervisors import Supervisor
 from support import require_tool, run
 from sysv import SysvRoot
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.usefixtures("system_host")
 
-PIDFILE = f"/run/{NAME}/{NAME}.pid"
-SERVICE_DIR = f"/etc/sv/{NAME}"
 # Where P6 looks for anything the package left behind.
 WATCHED = ("/etc", "/var/lib", "/var/log", "/run")
 # What any package installed with apt leaves there: apt's state and logs, adduser's lock, and
@@ -62,7 +60,7 @@ def installed_version(root: SysvRoot) -> str:
 
 def running_pid(root: SysvRoot) -> int:
     """The one daemon: the init script says it runs, and it is the one answering /health."""
-    ok(root.run([f"/etc/init.d/{NAME}", "status"]))
+    ok(root.run([INIT, "status"]))
     pid = int(root.path(PIDFILE).read_text())
     assert root.pids_of(NAME) == [pid]
     assert health(root)["pid"] == pid
@@ -210,7 +208,7 @@ def test_P6_purge_leaves_nothing_of_the_package_and_no_process_but_keeps_the_use
     ok(root.install_deb(service_debs.v1))
     running_pid(root)
     if supervisor != "sysv":
-        ok(root.run([f"/etc/init.d/{NAME}", "stop"]))
+        ok(root.run([INIT, "stop"]))
         supervising = supervised(root, supervisor, SERVICE_DIR)
         pid = supervising.wait_pid()
         root.wait_http(PORT, "/health")
@@ -348,7 +346,7 @@ def test_P8_logs_an_admin_moved_behind_a_symlink_stay_there_through_an_upgrade(
     """install -d through the symlink would reset its target's owner and mode: it is left alone."""
     root = sysv_root()
     ok(root.install_deb(service_debs.v1))
-    ok(root.run([f"/etc/init.d/{NAME}", "stop"]))
+    ok(root.run([INIT, "stop"]))
     moved = f"/srv/{NAME}-logs"
     ok(root.run(["sh", "-c", f'mv "$1" {moved} && chmod 0770 {moved} && ln -s {moved} "$1"', "sh", DIRS[1]]))
     result = ok(root.install_deb(service_debs.v2))

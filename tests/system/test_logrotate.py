@@ -17,7 +17,6 @@ R4 (a symlink planted by the service user), R5 (removed, not purged).
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import stat
 import subprocess
@@ -29,21 +28,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 from common import wait_until
+from service import AS_SERVICE_USER, INIT, LOG, LOG_DIR, NAME, PIDFILE, PORT, USER, health
 from support import require_tool
 from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
-NAME = "my-service"
-USER = "my-service"
-PORT = 8080
 CONF = f"/etc/logrotate.d/{NAME}"
-LOG_DIR = f"/var/log/{NAME}"
-LOG = f"{LOG_DIR}/{NAME}.log"
-PIDFILE = f"/run/{NAME}/{NAME}.pid"
 ROTATE = ("logrotate", "-f", "-s", "/var/lib/logrotate/test.status", CONF)
-AS_SERVICE_USER = ("setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups")
 SEQ = re.compile(r"GET /health\?seq=(\d+)\.(\d+) ")
 REOPENED = "INFO log file reopened"
 
@@ -75,7 +68,7 @@ def root(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvR
     root = sysv_root()
     result = root.install_deb(service_debs.v1)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert root.run([f"/etc/init.d/{NAME}", "status"]).returncode == 0
+    assert root.run([INIT, "status"]).returncode == 0
     assert "ready: listening" in root.path(LOG).read_text()
     return root
 
@@ -183,7 +176,7 @@ def test_R1_every_line_exactly_once_across_12_forced_rotations_from_4_clients_at
     wait_for_lines(root, BYTES_PER_FILE)
     written = clients.finish()
     elapsed = time.monotonic() - began
-    assert root.run([f"/etc/init.d/{NAME}", "stop"]).returncode == 0  # its last line is written
+    assert root.run([INIT, "stop"]).returncode == 0  # its last line is written
 
     files = log_files(root)
     expected = [f"{NAME}.log.{n}.gz" for n in range(ROTATIONS, 1, -1)] + [f"{NAME}.log.1", f"{NAME}.log"]
@@ -228,7 +221,7 @@ def test_R1_lines_logged_between_rename_and_create_stay_in_the_rotated_files(roo
     assert window <= took < 10 * window, f"logrotate took {took:.2f} s: was only the log's rename held?"
     wait_for_lines(root, BYTES_PER_FILE // 20)
     written = clients.finish()
-    assert root.run([f"/etc/init.d/{NAME}", "stop"]).returncode == 0
+    assert root.run([INIT, "stop"]).returncode == 0
 
     files = log_files(root)
     assert list(files) == [f"{NAME}.log.1", f"{NAME}.log"]
@@ -262,7 +255,7 @@ def test_R2_postrotate_reopens_the_log_with_usr1_under_sysvinit(root: SysvRoot) 
     wait_until(lambda: REOPENED in root.path(LOG).read_text(), 1.0, what="SIGUSR1's reopen")
     delay = time.monotonic() - began
     assert open_log_inodes(root, pid) == {root.path(LOG).stat().st_ino}
-    as_user = root.run([*AS_SERVICE_USER, f"/etc/init.d/{NAME}", "rotate"])
+    as_user = root.run([*AS_SERVICE_USER, INIT, "rotate"])
     assert as_user.returncode == 0, as_user
     wait_until(lambda: root.path(LOG).read_text().count(REOPENED) == 2, 1.0, what="a second reopen")
     assert daemon_pid(root) == pid
@@ -331,8 +324,7 @@ def test_R4_symlink_planted_by_the_service_user_leaves_a_root_canary_unchanged(
             assert (
                 "root's secret" not in (gzip.decompress(data) if path.name.endswith(".gz") else data).decode()
             )
-    reply = root.http_get(PORT, "/health")
-    assert reply.status == 200 and json.loads(reply.body)["pid"] == pid, "the daemon must keep serving"
+    assert health(root)["pid"] == pid, "the daemon must keep serving"
 
 
 # --------------------------------------------------------------------------- R5

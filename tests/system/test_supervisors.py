@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 import pytest
 import upstart
 from common import wait_until
-from service import CONFIG, assert_unprivileged, health, log_lines, set_message
+from service import CONFIG, INIT, NAME, SERVICE_DIR, assert_unprivileged, health, log_lines, set_message
 from supervisors import Supervisor
 from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
-SERVICE_DIR = "/etc/sv/my-service"
 KINDS = ["daemontools", "runit"]
 HUP = {"daemontools": ("-h",), "runit": ("hup",)}
 DOWN = {"daemontools": ("-d",), "runit": ("down",)}
@@ -49,8 +48,8 @@ def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> 
     root = sysv_root()
     result = root.install_deb(service_debs.v1)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert root.run(["/etc/init.d/my-service", "stop"]).returncode == 0
-    assert not root.pids_of("my-service")
+    assert root.run([INIT, "stop"]).returncode == 0
+    assert not root.pids_of(NAME)
     return root
 
 
@@ -235,7 +234,7 @@ def test_run_script_stands_down_once_the_package_is_removed_not_purged(
         purged = root.run(["dpkg", "--purge", OTHER_PACKAGE[kind]])
         assert purged.returncode == 0, purged.stdout + purged.stderr
     supervisor, pid = start(supervised, root, kind)
-    removed = root.run(["apt-get", "remove", "-y", "my-service"])
+    removed = root.run(["apt-get", "remove", "-y", NAME])
     assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
     assert root.path(f"{SERVICE_DIR}/run").exists()
     root.kill(pid, signal.SIGKILL)  # the daemon still ran from the removed files; now it is gone
@@ -252,7 +251,7 @@ def test_run_script_stands_down_once_the_package_is_removed_not_purged(
     time.sleep(3 * RESTART_SEC)  # a run script that fails would have been started ~3 more times
     assert len(stood_down()) == 1, output.read_text()[-2000:]
     assert supervisor.pid() is None and re.search(r"\bdown\b", supervisor.status_text())
-    assert not root.pids_of("my-service")
+    assert not root.pids_of(NAME)
 
 
 # --------------------------------------------------------------------------- Upstart, emulated
@@ -339,7 +338,7 @@ def test_C5_upstart_pre_start_stops_the_job_on_what_a_start_would_reject_with_a_
             assert stopped.read_text() == "stop\n" and reason in result.stderr, result
 
     pre_start(None)
-    defaults = root.path("/etc/default/my-service")
+    defaults = root.path(f"/etc/default/{NAME}")
     good_defaults = defaults.read_text()
     defaults.write_text(good_defaults + "DAEMON_OPTS=--bogus\n")
     pre_start("my-service: error: unrecognized arguments: --bogus")

@@ -14,7 +14,6 @@ firewall acts in the container. S7 (socket activation) is not covered here.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import stat
@@ -27,23 +26,33 @@ from typing import TYPE_CHECKING
 import pytest
 from common import wait_until
 from nspawn import Container
-from service import HOLD_PORT, assert_unprivileged
+from service import (
+    CONFIG,
+    DAEMON,
+    HOLD_PORT,
+    LOG,
+    LOG_DIR,
+    NAME,
+    PORT,
+    RUN_DIR,
+    STATE_DIR,
+    UNIT,
+    USER,
+    assert_unprivileged,
+    health,
+    log_lines,
+    user_ids,
+)
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
-UNIT = "my-service.service"
-USER = "my-service"
-CONFIG = "/etc/my-service/my-service.conf"
-LOG = "/var/log/my-service/my-service.log"
-DAEMON = "/usr/sbin/my-service"
-PORT = 8080
 # What the unit may write, besides what every process may (see test_V3).
-OWN_DIRS = ("/var/lib/my-service", "/var/log/my-service", "/run/my-service")
+OWN_DIRS = (STATE_DIR, LOG_DIR, RUN_DIR)
 
 
 class Service:
-    """The unit inside one container: systemctl, its journal, the daemon's log and /health."""
+    """The unit inside one container: systemctl and its journal."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
@@ -71,18 +80,6 @@ class Service:
             what=f"{pattern!r} in the journal",
         )
 
-    def log(self, pattern: str) -> list[str]:
-        """Lines of the daemon's own log file."""
-        path = self.container.path(LOG)
-        text = path.read_text() if path.exists() else ""
-        return [line for line in text.splitlines() if re.search(pattern, line)]
-
-    def health(self) -> dict[str, object]:
-        reply = self.container.http_get(PORT, "/health")
-        assert reply.status == 200, reply
-        document: dict[str, object] = json.loads(reply.body)
-        return document
-
     def configure(self, **values: str) -> None:
         """Set `key = value` lines of the installed config file."""
         path = self.container.path(CONFIG)
@@ -101,11 +98,6 @@ class Service:
         )
         return int(state["MainPID"])
 
-    def user_ids(self) -> tuple[int, int]:
-        uid = int(self.container.run(["id", "-u", USER], check=True).stdout)
-        gid = int(self.container.run(["id", "-g", USER], check=True).stdout)
-        return uid, gid
-
 
 def install(container: Container, deb: Path) -> None:
     result = container.install_deb(deb)
@@ -119,7 +111,7 @@ def service(systemd_container: Callable[..., Container], service_debs: ServiceDe
     install(container, service_debs.v1)
     unit = Service(container)
     pid = unit.wait_active()
-    assert unit.health()["pid"] == pid
+    assert health(unit.container)["pid"] == pid
     return unit
 
 
@@ -137,7 +129,7 @@ def test_S1_kill_9_main_pid_then_a_new_pid_within_restart_sec_plus_2_s(service: 
     assert unit.wait_active() == second
     ready = time.monotonic() - killed
     assert ready <= 1.0 + 2.0, f"active again after {ready:.2f} s"
-    assert unit.health()["pid"] == second
+    assert health(unit.container)["pid"] == second
     assert unit.show("NRestarts")["NRestarts"] == "1"
     assert unit.wait_journal(r"Main process exited, code=killed, status=9/KILL")
     status = unit.container.status(second)
@@ -193,8 +185,8 @@ def test_S3_stop_sends_sigterm_and_the_daemon_exits_0_without_sigkill(service: S
         "ExecMainStatus": "0",
         "ExecMainPID": str(pid),
     }
-    assert len(unit.log(r" INFO stopping on SIGTERM$")) == 1
-    assert unit.log(r"")[-1].endswith(" INFO stopping on SIGTERM"), "it logged after SIGTERM"
+    assert len(log_lines(unit.container, r" INFO stopping on SIGTERM$")) == 1
+    assert log_lines(unit.container, r"")[-1].endswith(" INFO stopping on SIGTERM"), "it logged after SIGTERM"
     assert unit.wait_journal(r"Deactivated successfully")
     assert not unit.journal(r"timed out|Killing|SIGKILL|status=9")
     print(f"FIGURE: S3 systemd: stopped, exit status 0, in {took:.2f} s")
@@ -208,9 +200,9 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
     unit.configure(message="reloaded")
     assert unit.systemctl("reload", UNIT).returncode == 0
     # ExecReload returns once HUP is sent; the daemon applies it a moment later.
-    wait_until(lambda: unit.health()["message"] == "reloaded", 5.0, what="the new message")
+    wait_until(lambda: health(unit.container)["message"] == "reloaded", 5.0, what="the new message")
     assert unit.main_pid() == pid
-    assert len(unit.log(r" INFO reloaded ")) == 1
+    assert len(log_lines(unit.container, r" INFO reloaded ")) == 1
 
     # Broken: ExecReload's config check fails first, so no HUP is sent at all.
     unit.configure(message="never served", port="eighty")
@@ -221,19 +213,21 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
         "MainPID": str(pid),
     }
     assert unit.wait_journal(rf"^{USER}: {CONFIG}: port: invalid literal")
-    assert unit.health().items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
-    assert len(unit.log(r" INFO reloaded ")) == 1
-    assert not unit.log(r" ERROR "), "the daemon got a HUP"
+    assert health(unit.container).items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
+    assert len(log_lines(unit.container, r" INFO reloaded ")) == 1
+    assert not log_lines(unit.container, r" ERROR "), "the daemon got a HUP"
 
     # A HUP that bypasses the check (kill -HUP): the daemon keeps the old config, logs an error.
     unit.container.kill(pid, signal.SIGHUP)
     errors = wait_until(
-        lambda: unit.log(r" ERROR reload failed, keeping the running configuration: .* port: "),
+        lambda: log_lines(
+            unit.container, r" ERROR reload failed, keeping the running configuration: .* port: "
+        ),
         5.0,
         what="the reload error in the log",
     )
     assert len(errors) == 1
-    assert unit.health().items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
+    assert health(unit.container).items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
     assert unit.show("ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": str(pid)}
 
 
@@ -288,8 +282,8 @@ def test_C5_reload_with_a_config_a_start_would_reject_fails_and_leaves_the_daemo
         "MainPID": str(pid),
     }
     assert unit.wait_journal(rf"^{USER}: {CONFIG}: {re.escape(reason)}")
-    assert unit.health().items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
-    assert not unit.log(r" ERROR "), "the daemon got a HUP"
+    assert health(unit.container).items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
+    assert not log_lines(unit.container, r" ERROR "), "the daemon got a HUP"
 
 
 def test_C5_start_with_a_log_file_the_unit_cannot_write_fails_in_the_check_with_the_reason(
@@ -313,7 +307,7 @@ def test_C5_start_with_a_typo_in_daemon_opts_fails_in_the_check_not_in_the_daemo
     """The check (ExecStartPre) runs with the options that ExecStart gives, from /etc/default."""
     unit = service
     assert unit.systemctl("stop", UNIT).returncode == 0
-    defaults = unit.container.path("/etc/default/my-service")
+    defaults = unit.container.path(f"/etc/default/{NAME}")
     defaults.write_text(defaults.read_text() + "DAEMON_OPTS=--bogus\n")
     assert unit.systemctl("reset-failed", UNIT).returncode == 0
     assert unit.systemctl("start", UNIT).returncode != 0
@@ -353,7 +347,7 @@ def test_S6_unit_has_no_pidfile_and_a_mainpid_forged_by_the_service_user_is_refu
         "NotifyAccess": "main",
         "Type": "notify",
     }
-    assert not list(unit.container.path("/run/my-service").iterdir())
+    assert not list(unit.container.path(RUN_DIR).iterdir())
 
     canary = unit.container.run(["systemd-run", "--unit=root-canary", "--property=Type=exec", "sleep", "600"])
     assert canary.returncode == 0, canary.stderr
@@ -377,7 +371,7 @@ def test_S6_unit_has_no_pidfile_and_a_mainpid_forged_by_the_service_user_is_refu
     assert forger != root_pid
     forger_status = unit.container.status(forger)
     assert forger_status is not None and "/usr/local/lib/forge-mainpid.py" in forger_status.cmdline
-    assert set(forger_status.uids) == {unit.user_ids()[0]}
+    assert set(forger_status.uids) == {user_ids(unit.container)[0]}
 
     assert unit.systemctl("stop", UNIT).returncode == 0
     assert unit.container.status(forger) is None
@@ -391,7 +385,7 @@ def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_relo
     assert_unprivileged(unit.container, pid)
     unit.configure(message="after reload")
     assert unit.systemctl("reload", UNIT).returncode == 0
-    wait_until(lambda: unit.health()["message"] == "after reload", 5.0, what="the reload")
+    wait_until(lambda: health(unit.container)["message"] == "after reload", 5.0, what="the reload")
     assert unit.main_pid() == pid
     assert_unprivileged(unit.container, pid)
 
@@ -419,7 +413,7 @@ def test_ip_address_deny_of_the_unit_is_enforced_in_the_container(service: Servi
     drop_in.unlink()
     assert unit.systemctl("daemon-reload").returncode == 0
     assert unit.systemctl("restart", UNIT).returncode == 0
-    assert unit.health()["pid"] == unit.wait_active() != pid
+    assert health(unit.container)["pid"] == unit.wait_active() != pid
 
 
 # Run as the service user inside the daemon's mount namespace: which of the paths on stdin
@@ -445,7 +439,7 @@ def test_V3_service_user_writes_only_its_state_log_and_runtime_dirs(service: Ser
     """
     unit = service
     pid = unit.main_pid()
-    uid, gid = unit.user_ids()
+    uid, gid = user_ids(unit.container)
     owned = unit.container.run(
         ["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", "-o", "-path", "/dev", ")", "-prune",
          "-o", "(", "-uid", str(uid), "-o", "-gid", str(gid), ")", "-print"],
@@ -485,17 +479,18 @@ def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
     unit = service
     first = unit.main_pid()
     assert len(unit.journal(r"^Started ")) == 1
-    assert len(unit.log(r" INFO ready: ")) == 1
+    assert len(log_lines(unit.container, r" INFO ready: ")) == 1
     install(unit.container, service_debs.v2)
-    version = unit.container.run(["dpkg-query", "-W", "-f", "${Version}", "my-service"], check=True).stdout
+    version = unit.container.run(["dpkg-query", "-W", "-f", "${Version}", NAME], check=True).stdout
     assert version == "0.2.0"
     second = unit.wait_active()
     assert second != first
-    assert unit.health()["pid"] == second
+    assert health(unit.container)["pid"] == second
     assert len(unit.journal(r"^Started ")) == 2
     assert len(unit.journal(r"^Stopping ")) == 1
-    assert [line.rsplit(" ", 1)[-1] for line in unit.log(r" INFO ready: ")] == [str(first), str(second)]
-    assert len(unit.log(r" INFO stopping on SIGTERM$")) == 1
+    ready = log_lines(unit.container, r" INFO ready: ")
+    assert [line.rsplit(" ", 1)[-1] for line in ready] == [str(first), str(second)]
+    assert len(log_lines(unit.container, r" INFO stopping on SIGTERM$")) == 1
     assert unit.show("NRestarts")["NRestarts"] == "0"
 
 
@@ -523,15 +518,15 @@ def test_P6_purge_leaves_nothing_of_the_package(
     install(container, service_debs.v1)
     unit = Service(container)
     pid = unit.wait_active()
-    uid, gid = unit.user_ids()
+    uid, gid = user_ids(unit.container)
     installed = paths()
-    assert {"/etc/my-service", *OWN_DIRS, f"/etc/systemd/system/multi-user.target.wants/{UNIT}"} <= installed
+    assert {f"/etc/{NAME}", *OWN_DIRS, f"/etc/systemd/system/multi-user.target.wants/{UNIT}"} <= installed
 
-    purged = container.run(["apt-get", "purge", "-y", "-o", "Dpkg::Use-Pty=0", "my-service"])
+    purged = container.run(["apt-get", "purge", "-y", "-o", "Dpkg::Use-Pty=0", NAME])
     assert purged.returncode == 0, purged.stdout[-3000:] + purged.stderr[-3000:]
     container.wait_gone(pid)
     left = paths() - fresh
-    assert not [path for path in left if "my-service" in path]
+    assert not [path for path in left if NAME in path]
     assert not [path for path in left if not FOREIGN.match(path)], "left behind"
     owned = container.run(
         ["find", *trees, "(", "-uid", str(uid), "-o", "-gid", str(gid), ")", "-print"], check=True
@@ -539,7 +534,7 @@ def test_P6_purge_leaves_nothing_of_the_package(
     assert owned == ""
     assert names_and_uids(container) == processes
     assert not [p for p in container.processes() if uid in p.uids or DAEMON in p.cmdline]
-    assert container.run(["dpkg-query", "-W", "my-service"]).returncode != 0
+    assert container.run(["dpkg-query", "-W", NAME]).returncode != 0
     unit_files = container.run(["systemctl", "list-unit-files", "--no-legend", UNIT])
     assert unit_files.stdout == ""
     assert unit.systemctl("cat", UNIT).returncode != 0
@@ -571,8 +566,8 @@ def test_smoke_script_of_the_generated_ci_passes_in_a_booted_systemd_container(
     steps = [line.split()[1].rstrip(":") for line in result.stdout.splitlines()]
     assert steps == ["install", "/health", "reload", "rotate", "restart", "purge", "passed"], result.stdout
     left = paths() - fresh - {script, deb}
-    assert not [path for path in left if "my-service" in path], left
+    assert not [path for path in left if NAME in path], left
     assert not [path for path in left if not FOREIGN.match(path)], "left behind"
     assert names_and_uids(container) == processes
-    assert container.run(["dpkg-query", "-W", "my-service"]).returncode != 0
+    assert container.run(["dpkg-query", "-W", NAME]).returncode != 0
     print(f"FIGURE: smoke script: {len(steps)} steps; after purge {len(left)} new paths, none of the package")

@@ -28,28 +28,32 @@ from typing import TYPE_CHECKING
 import pytest
 from common import wait_until
 from sandbox import Spawned
-from service import HOLD_PORT
+from service import (
+    AS_SERVICE_USER,
+    CONFIG,
+    DAEMON,
+    HOLD_PORT,
+    INIT,
+    LOG,
+    LOG_DIR,
+    NAME,
+    PIDFILE,
+    PORT,
+    RUN_DIR,
+    STATE_DIR,
+    USER,
+    health,
+    user_ids,
+)
 from support import require_tool
 from sysv import SysvRoot
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
-NAME = "my-service"
-USER = "my-service"
-PORT = 8080
-INIT = f"/etc/init.d/{NAME}"
-DAEMON = f"/usr/sbin/{NAME}"
-CONFIG = f"/etc/{NAME}/{NAME}.conf"
-STATE_DIR = f"/var/lib/{NAME}"
-LOG_DIR = f"/var/log/{NAME}"
-LOG = f"{LOG_DIR}/{NAME}.log"
-RUN_DIR = f"/run/{NAME}"
-PIDFILE = f"{RUN_DIR}/{NAME}.pid"
 USAGE = f"Usage: {INIT} {{start|stop|restart|try-restart|reload|force-reload|rotate|status}}\n"
 # The actions of LSB Core "Init Script Actions"; exit 3 is for one a script does not implement.
 LSB_ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status")
-AS_SERVICE_USER = ("setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Service:
         """The one daemon, named in the pidfile, answering /health; its pid."""
         (pid,) = self.daemons()
         assert self.pidfile_pid() == pid
-        assert self.health()["pid"] == pid
+        assert health(self.root)["pid"] == pid
         return pid
 
     def stopped(self) -> None:
@@ -82,11 +86,6 @@ class Service:
         assert self.init("stop").returncode == 0
         self.root.wait_gone(pid, timeout=5.0)
         assert not self.daemons() and not self.root.path(PIDFILE).exists()
-
-    def health(self) -> dict[str, object]:
-        reply = self.root.http_get(PORT, "/health")
-        assert reply.status == 200, reply
-        return json.loads(reply.body)
 
 
 @pytest.fixture
@@ -98,8 +97,7 @@ def service(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> Se
     # L8: the init script runs under dash in every test of this file.
     assert root.path(INIT).read_text().startswith("#!/bin/sh\n")
     assert root.run(["readlink", "-f", "/bin/sh"]).stdout == "/usr/bin/dash\n"
-    ids = root.run(["id", "-u", USER], check=True).stdout, root.run(["id", "-g", USER], check=True).stdout
-    svc = Service(root, int(ids[0]), int(ids[1]))
+    svc = Service(root, *user_ids(root))
     svc.running()
     return svc
 
@@ -182,7 +180,7 @@ def test_L5_reload_while_running_keeps_the_pid_and_rereads_the_config(service: S
     config.write_text(re.sub(r"(?m)^message = .*$", "message = reloaded by L5", config.read_text()))
     result = service.init("reload")
     assert result.returncode == 0, result
-    wait_until(lambda: service.health()["message"] == "reloaded by L5", 5.0, what="the new message")
+    wait_until(lambda: health(service.root)["message"] == "reloaded by L5", 5.0, what="the new message")
     assert service.running() == pid
 
 
@@ -322,7 +320,7 @@ def test_C5_restart_reload_try_restart_with_a_bad_config_leave_the_same_daemon_s
         assert result.returncode == 1, (action, result)
         assert reason in result.stderr, (action, result)
         assert service.running() == pid, action
-        assert service.health()["message"] == "ok", action
+        assert health(service.root)["message"] == "ok", action
 
 
 def test_C5_hup_with_a_config_a_start_would_refuse_keeps_serving_and_logs_one_line(service: Service) -> None:
@@ -332,7 +330,7 @@ def test_C5_hup_with_a_config_a_start_would_refuse_keeps_serving_and_logs_one_li
     line = f"reload failed, keeping the running configuration: {CONFIG}: log_file {LOG_DIR!r} is a directory"
     wait_until(lambda: line in service.root.path(LOG).read_text(), 5.0, what="the reload error")
     assert service.running() == pid
-    assert service.health()["message"] == "ok"
+    assert health(service.root)["message"] == "ok"
     text = service.root.path(LOG).read_text()
     assert text.count("reload failed") == 1 and "Traceback" not in text
 
