@@ -41,6 +41,8 @@ _SANDBOX_METHODS = (
 )
 
 
+# Loaded by its path: cookiecutter puts only the template's root on sys.path (appended last, and
+# only while it renders), so hooks/ is not importable by name from the user's process.
 @functools.cache
 def _load_validator() -> types.ModuleType:
     path = Path(__file__).resolve().parent / "hooks" / "pre_gen_project.py"

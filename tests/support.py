@@ -56,22 +56,6 @@ def run(cmd: list[str] | str, **kwargs: object) -> subprocess.CompletedProcess[s
     return subprocess.run(cmd, check=False, **kwargs)  # type: ignore[call-overload]
 
 
-def pre_gen_hook():  # type: ignore[no-untyped-def]
-    """hooks/pre_gen_project.py as a module, for its validate() and its tables."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-INIT_SYSTEMS: tuple[str, ...] = pre_gen_hook().INIT_SYSTEMS
-
-
 def cookiecutter_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """cookiecutter's command line, as a user runs it."""
     import sys

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import INIT_SYSTEMS, render, run
+from pre_gen_project import INIT_SYSTEMS
+from support import render, run
 
 # The paths the packages install with (see debian/rules).
 PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]

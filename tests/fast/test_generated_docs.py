@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pre_gen_project
 import pytest
-from support import TEMPLATE, pre_gen_hook, run
+from support import TEMPLATE, run
 
 # What names each init choice in the generated README.
 MENTIONS = {
@@ -69,7 +70,7 @@ def test_template_readme_lists_every_target_of_the_generated_makefile(project: P
 
 
 def test_a_refused_slug_is_reported_once_not_again_for_the_names_derived_from_it() -> None:
-    errors = pre_gen_hook().validate(
+    errors = pre_gen_project.validate(
         {"project_name": "7 Service", "project_slug": "7-service", "package_name": "7_service",
          "service_user": "7-service"}
     )  # fmt: skip
@@ -77,7 +78,7 @@ def test_a_refused_slug_is_reported_once_not_again_for_the_names_derived_from_it
 
 
 def test_names_the_user_typed_are_still_checked_when_the_slug_is_refused() -> None:
-    errors = pre_gen_hook().validate(
+    errors = pre_gen_project.validate(
         {"project_slug": "7-service", "package_name": "class", "service_user": "root"}
     )
     assert [error.split()[0] for error in errors] == ["project_slug", "package_name", "service_user"], errors

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pre_gen_project as hook
 import pytest
-from support import pre_gen_hook
 
-hook = pre_gen_hook()
 GOOD = {
     "project_name": "Billing Exporter",
     "project_slug": "billing-exporter",

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from support import INIT_SYSTEMS, TEMPLATE, cookiecutter_cli, render
+from pre_gen_project import INIT_SYSTEMS
+from support import TEMPLATE, cookiecutter_cli, render
 
 COMMON = {
     ".cookiecutter.json",

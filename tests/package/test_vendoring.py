@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
-import types
 import zipfile
 from pathlib import Path
 
 import pytest
+import vendor
 from pkgbuild import Built, copy_project, make
 from support import require_root, require_tool, run
 
@@ -242,12 +241,10 @@ def test_make_wheels_mends_a_lock_that_disagrees_and_the_deb_builds_again(
     assert "slugify" not in listing and f"/usr/lib/{vendored.slug}/{vendored.package}/" in listing
 
 
-def load_vendor(built: Built) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("vendor", built.project / "tools" / "vendor.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_these_tests_import_the_vendor_py_that_renders(default: Built) -> None:
+    """The template's tools/vendor.py is imported as it is (pyproject.toml's pythonpath): sound only
+    while rendering leaves it unchanged."""
+    assert Path(vendor.__file__).read_text() == (default.project / "tools" / "vendor.py").read_text()
 
 
 def make_wheel(directory: Path, name: str, files: dict[str, str], purelib: bool = True) -> Path:
@@ -261,7 +258,7 @@ def make_wheel(directory: Path, name: str, files: dict[str, str], purelib: bool 
     return wheel
 
 
-def lock_for(vendor: types.ModuleType, wheels: list[Path]) -> tuple[Path, Path]:
+def lock_for(wheels: list[Path]) -> tuple[Path, Path]:
     """A pyproject.toml that lists "x" and a lock made from it that pins the wheels."""
     pyproject = wheels[0].parent / "pyproject.toml"
     pyproject.write_text('[project]\nname = "y"\ndependencies = ["x"]\n')
@@ -274,13 +271,12 @@ def lock_for(vendor: types.ModuleType, wheels: list[Path]) -> tuple[Path, Path]:
 def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendored(
     default: Built, tmp_path: Path
 ) -> None:
-    vendor = load_vendor(default)
     good = make_wheel(
         tmp_path,
         "good",
         {"good/__init__.py": "", "good-1.0.data/purelib/extra.py": "", "good-1.0.data/scripts/good": "#!/x"},
     )
-    vendor.unpack(*lock_for(vendor, [good]), tmp_path / "out", [default.package])
+    vendor.unpack(*lock_for([good]), tmp_path / "out", [default.package])
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.py")) == [
         "extra.py",
         "good/__init__.py",
@@ -296,11 +292,10 @@ def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendore
         wheeldir.mkdir()
         wheel = make_wheel(wheeldir, "bad", files, purelib)
         with pytest.raises(vendor.VendorError, match=message):
-            vendor.unpack(*lock_for(vendor, [wheel]), tmp_path / "refused", [default.package])
+            vendor.unpack(*lock_for([wheel]), tmp_path / "refused", [default.package])
 
 
 def test_dependencies_are_read_without_tomllib_too(default: Built) -> None:
-    vendor = load_vendor(default)
     text = (
         '[project]\nname = "x"\ndependencies = [\n  "a==1",  # why\n  "b>=2",\n]\n\n'
         '[tool.x]\ndependencies = ["no"]\n'

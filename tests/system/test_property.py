@@ -19,23 +19,21 @@ import os
 import shutil
 import string
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+import pre_gen_project as hook
 import pytest
 from hypothesis import configuration, example, given, settings
 from hypothesis import strategies as st
-from support import TEMPLATE, pre_gen_hook, render, require_tool, run
+from pkgbuild import make
+from support import TEMPLATE, render, require_tool, run
 
 # Hypothesis caches local constants and its Unicode table under ./.hypothesis, which would be the
 # repository: keep them in the temporary directory, unless the caller chose a place.
 if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
     configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "platform-skel-hypothesis")
 
-# The package tier's helpers (tests/package is on sys.path only when that tier is collected too).
-sys.path.append(str(TEMPLATE / "tests" / "package"))
-from pkgbuild import make
 
 TOOLS = (
     "make",
@@ -53,7 +51,6 @@ SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/e
 PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]
 MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
 
-hook = pre_gen_hook()
 DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 
 # Created by anything that runs a payload; short, so that a payload fits in every field.
