@@ -17,6 +17,8 @@ import pytest
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The paths the packages install with (see debian/rules).
+PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]
 
 
 def require_tool(*names: str) -> None:

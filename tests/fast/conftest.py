@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 from pre_gen_project import INIT_SYSTEMS
-from support import render, run
-
-# The paths the packages install with (see debian/rules).
-PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]
+from support import PACKAGE_PATHS, render, run
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -40,7 +40,7 @@ def test_make_test_of_the_generated_project_passes(project: Path) -> None:
 
 
 def test_make_lint_of_the_generated_project_passes(project: Path) -> None:
-    require_tool("shellcheck", "dash", "make")
+    require_tool("shellcheck", "dash", "checkbashisms", "make")
     result = run(["make", "-C", str(project), "lint"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import upstart
-from support import require_tool, run
+from support import PACKAGE_PATHS, require_tool, run
 
-SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#!/usr/bin/env bash")
 TARGETS = [
     "help",
     "deps",
@@ -29,32 +28,41 @@ TARGETS = [
 OTHER_TARGETS = ["deploy", "publish", "wheels", "lint-deb", "lint-rpm", "release"]
 
 
-def shell_files(project: Path) -> list[Path]:
-    """Every POSIX shell file, found by its first line, as built for a host."""
-    found = []
-    for path in sorted(project.rglob("*")):
-        if not path.is_file() or path.suffix == ".bats":
-            continue
-        if (project / "build") in path.parents or not (
-            project / "build" / path.relative_to(project)
-        ).exists():
-            with path.open("rb") as handle:
-                if handle.readline().decode(errors="replace").rstrip().startswith(SHELL_SHEBANGS):
-                    found.append(path)
-    return found
+def shell_checks(project: Path) -> dict[str, list[str]]:
+    """The files that `make lint` gives shellcheck, dash -n and checkbashisms (from `make -n`)."""
+    result = run(["make", "-n", "-C", str(project), "lint", *PACKAGE_PATHS])
+    assert result.returncode == 0, result.stderr
+    found = {
+        "shellcheck": re.search(r"^shellcheck -x -s sh (.*)$", result.stdout, re.M),
+        "dash": re.search(r'^for f in (.*); do dash -n "\$f"', result.stdout, re.M),
+        "checkbashisms": re.search(r"^checkbashisms (.*)$", result.stdout, re.M),
+    }
+    return {tool: match.group(1).split() if match else [] for tool, match in found.items()}
 
 
-def test_shell_files_pass_shellcheck_dash_and_checkbashisms(project: Path) -> None:
-    require_tool("shellcheck", "dash", "checkbashisms")
-    files = [str(path) for path in shell_files(project)]
-    assert any("debian" in name for name in files)
-    result = run(["shellcheck", "-x", "-s", "sh", *files])
-    assert result.returncode == 0, result.stdout
-    for name in files:
-        result = run(["dash", "-n", name])
-        assert result.returncode == 0, result.stderr
-    result = run(["checkbashisms", *files])
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_make_lint_checks_every_shell_script_as_built(project: Path) -> None:
+    checks = shell_checks(project)
+    files = checks["shellcheck"]
+    assert checks == {"shellcheck": files, "dash": files, "checkbashisms": files}
+    slug = project.name
+    shipped = {f"debian/{slug}.postinst", f"debian/{slug}.postrm", "deploy/deploy-host", ".ci/install-tools"}
+    assert shipped <= set(files)
+    if (project / "init/sysv" / slug).exists():
+        assert f"build/init/sysv/{slug}" in files and f"init/sysv/{slug}" not in files
+
+
+@pytest.mark.ships()
+def test_make_lint_finds_a_new_shell_script_by_its_first_line_and_fails_on_its_bashism(
+    project: Path, tmp_path: Path
+) -> None:
+    require_tool("shellcheck", "dash", "checkbashisms", "make")
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, symlinks=True)
+    (copy / "tools/new-script").write_text('#!/usr/bin/env sh\necho "$RANDOM"\n')
+    assert "tools/new-script" in shell_checks(copy)["shellcheck"]
+    result = run(["make", "-C", str(copy), "lint", *PACKAGE_PATHS])
+    assert result.returncode != 0
+    assert re.search(r"In tools/new-script line 2:.*\n.*\$RANDOM", result.stdout), result.stdout[-3000:]
 
 
 @pytest.mark.ships("sysv")
