@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from sandbox import Sandbox
 
@@ -35,6 +36,12 @@ sock.listen()
 print("listening", flush=True)
 time.sleep(600)
 """
+
+
+def install(sandbox: Sandbox, deb: Path) -> None:
+    """`apt-get install` the .deb inside, as a user would; it must succeed."""
+    result = sandbox.install_deb(deb)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def health(sandbox: Sandbox) -> dict[str, object]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from common import wait_until
-from service import AS_SERVICE_USER, INIT, LOG, LOG_DIR, NAME, PIDFILE, PORT, USER, health
+from service import AS_SERVICE_USER, INIT, LOG, LOG_DIR, NAME, PIDFILE, PORT, USER, health, install
 from support import require_tool
 from sysv import SysvRoot
 
@@ -66,8 +66,7 @@ print(seq)
 def root(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvRoot:
     """A root with the .deb installed and the service running as postinst started it."""
     root = sysv_root()
-    result = root.install_deb(service_debs.v1)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    install(root, service_debs.v1)
     assert root.run([INIT, "status"]).returncode == 0
     assert "ready: listening" in root.path(LOG).read_text()
     return root

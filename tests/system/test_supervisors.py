@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING
 import pytest
 import upstart
 from common import wait_until
-from service import CONFIG, INIT, NAME, SERVICE_DIR, assert_unprivileged, health, log_lines, set_message
+from service import (
+    CONFIG,
+    INIT,
+    NAME,
+    SERVICE_DIR,
+    assert_unprivileged,
+    health,
+    install,
+    log_lines,
+    set_message,
+)
 from supervisors import Supervisor
 from sysv import SysvRoot
 
@@ -46,8 +56,7 @@ STOP_TIMEOUT = 7.0
 def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvRoot:
     """A root with the .deb installed and the init script's instance stopped."""
     root = sysv_root()
-    result = root.install_deb(service_debs.v1)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    install(root, service_debs.v1)
     assert root.run([INIT, "stop"]).returncode == 0
     assert not root.pids_of(NAME)
     return root

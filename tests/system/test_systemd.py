@@ -40,6 +40,7 @@ from service import (
     USER,
     assert_unprivileged,
     health,
+    install,
     log_lines,
     user_ids,
 )
@@ -98,10 +99,19 @@ class Service:
         )
         return int(state["MainPID"])
 
-
-def install(container: Container, deb: Path) -> None:
-    result = container.install_deb(deb)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    def assert_reload_refused(self, pid: int, reason: str, serving: str) -> None:
+        """`systemctl reload` fails in ExecReload's check, which logs `reason` (a pattern): no HUP
+        is sent, and `pid` goes on serving the `serving` message."""
+        result = self.systemctl("reload", UNIT)
+        assert result.returncode != 0, result
+        assert self.show("ActiveState", "ReloadResult", "MainPID") == {
+            "ActiveState": "active",
+            "ReloadResult": "exit-code",
+            "MainPID": str(pid),
+        }
+        assert self.wait_journal(rf"^{USER}: {CONFIG}: {reason}")
+        assert health(self.container).items() >= {"status": "ok", "message": serving, "pid": pid}.items()
+        assert not log_lines(self.container, r" ERROR "), "the daemon got a HUP"
 
 
 @pytest.fixture
@@ -206,16 +216,8 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
 
     # Broken: ExecReload's config check fails first, so no HUP is sent at all.
     unit.configure(message="never served", port="eighty")
-    assert unit.systemctl("reload", UNIT).returncode != 0
-    assert unit.show("ActiveState", "ReloadResult", "MainPID") == {
-        "ActiveState": "active",
-        "ReloadResult": "exit-code",
-        "MainPID": str(pid),
-    }
-    assert unit.wait_journal(rf"^{USER}: {CONFIG}: port: invalid literal")
-    assert health(unit.container).items() >= {"status": "ok", "message": "reloaded", "pid": pid}.items()
+    unit.assert_reload_refused(pid, "port: invalid literal", serving="reloaded")
     assert len(log_lines(unit.container, r" INFO reloaded ")) == 1
-    assert not log_lines(unit.container, r" ERROR "), "the daemon got a HUP"
 
     # A HUP that bypasses the check (kill -HUP): the daemon keeps the old config, logs an error.
     unit.container.kill(pid, signal.SIGHUP)
@@ -274,16 +276,7 @@ def test_C5_reload_with_a_config_a_start_would_reject_fails_and_leaves_the_daemo
     pid = unit.main_pid()
     values, reason = BAD_CONFIGS[kind]
     unit.configure(message="never served", **values)
-    result = unit.systemctl("reload", UNIT)
-    assert result.returncode != 0, result
-    assert unit.show("ActiveState", "ReloadResult", "MainPID") == {
-        "ActiveState": "active",
-        "ReloadResult": "exit-code",
-        "MainPID": str(pid),
-    }
-    assert unit.wait_journal(rf"^{USER}: {CONFIG}: {re.escape(reason)}")
-    assert health(unit.container).items() >= {"status": "ok", "message": "ok", "pid": pid}.items()
-    assert not log_lines(unit.container, r" ERROR "), "the daemon got a HUP"
+    unit.assert_reload_refused(pid, re.escape(reason), serving="ok")
 
 
 def test_C5_start_with_a_log_file_the_unit_cannot_write_fails_in_the_check_with_the_reason(

@@ -43,6 +43,7 @@ from service import (
     STATE_DIR,
     USER,
     health,
+    install,
     user_ids,
 )
 from support import require_tool
@@ -92,8 +93,7 @@ class Service:
 def service(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> Service:
     """A root with the .deb installed, and the service running as postinst started it."""
     root = sysv_root()
-    result = root.install_deb(service_debs.v1)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    install(root, service_debs.v1)
     # L8: the init script runs under dash in every test of this file.
     assert root.path(INIT).read_text().startswith("#!/bin/sh\n")
     assert root.run(["readlink", "-f", "/bin/sh"]).stdout == "/usr/bin/dash\n"
