@@ -14,7 +14,7 @@ CALLERS = {
     "init/sysv/my-service": "@PREPARE_DIRS@ || return 2",
     "init/daemontools/run": "@PREPARE_DIRS@ || exit 1",
     "debian/my-service.postinst": '"$PREPARE_DIRS" || refuse',
-    "rpm/my-service.spec": "%{pkgdatadir}/prepare-dirs\n",
+    "rpm/my-service.spec": "%{_libexecdir}/%{name}/prepare-dirs\n",
 }
 OTHER_DIRS = ["prefix=/opt/x", "sysconfdir=/opt/etc", "localstatedir=/srv", "runstatedir=/srv/run"]
 
@@ -30,7 +30,7 @@ def test_the_four_callers_run_prepare_dirs_and_none_makes_the_dirs_itself(projec
         makes = [line for line in text.splitlines() if "install -d" in line and "%{buildroot}" not in line]
         assert makes == [], name
     post = re.search(r"^%post\n(?:#.*\n)*(.*)\n", (project / "rpm/my-service.spec").read_text(), re.M)
-    assert post is not None and post[1] == "%{pkgdatadir}/prepare-dirs"
+    assert post is not None and post[1] == "%{_libexecdir}/%{name}/prepare-dirs"
 
 
 def test_the_user_is_the_answers_and_no_make_variable(tmp_path: Path) -> None:
@@ -64,10 +64,10 @@ def test_install_with_other_dirs_writes_them_into_every_installed_file(tmp_path:
     theirs = re.compile(r"#!/usr/bin/python3|/etc/service/")
     default = re.compile(r"/var/|[ =]/etc/|/usr/")
     assert [name for name, text in texts.items() if default.search(theirs.sub("", text))] == []
-    helper = texts["opt/x/lib/my-service/prepare-dirs"]
+    helper = texts["opt/x/libexec/my-service/prepare-dirs"]
     assert "\nSTATEDIR=/srv/lib/my-service\nLOGDIR=/srv/log/my-service\n" in helper
-    assert "\t/opt/x/lib/my-service/prepare-dirs || return 2\n" in texts["opt/etc/init.d/my-service"]
-    assert "\n/opt/x/lib/my-service/prepare-dirs || exit 1\n" in texts["opt/etc/sv/my-service/run"]
+    assert "\t/opt/x/libexec/my-service/prepare-dirs || return 2\n" in texts["opt/etc/init.d/my-service"]
+    assert "\n/opt/x/libexec/my-service/prepare-dirs || exit 1\n" in texts["opt/etc/sv/my-service/run"]
     assert "log_file = /srv/log/my-service/my-service.log\n" in texts["opt/etc/my-service/my-service.conf"]
 
 

@@ -19,7 +19,7 @@ setup_file() {
 	# The service user, an identity fixed at generation, does not exist here: the installed
 	# init script and its directory helper run as the user running the tests instead.
 	sed -i "s/^USER=.*/USER=\"$(id -un)\"/" "$ROOT/etc/init.d/{{ cookiecutter.project_slug }}" \
-		"$ROOT/usr/lib/{{ cookiecutter.project_slug }}/prepare-dirs"
+		"$ROOT/usr/libexec/{{ cookiecutter.project_slug }}/prepare-dirs"
 	sed -i 's/^port = .*/port = 0/' "$ROOT/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf"
 	export INIT=$ROOT/etc/init.d/{{ cookiecutter.project_slug }}
 	export PIDFILE=$ROOT/run/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.pid
