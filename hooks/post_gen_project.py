@@ -23,6 +23,7 @@ NAME = ANSWERS["project_slug"]
 RECORDED = [key for key in ANSWERS if not key.startswith("_")] + ["_template"]
 EXECUTABLE = [
     "bin/" + NAME,
+    "lib/prepare-dirs",
     "init/sysv/" + NAME,
     "init/daemontools/run",
     "deploy/check-health",

@@ -22,6 +22,7 @@ LAYOUT = {
     "etc/default/my-service": 0o644,
     "etc/logrotate.d/my-service": 0o644,
     "usr/share/man/man8/my-service.8": 0o644,
+    "usr/libexec/my-service/prepare-dirs": 0o755,
 }
 INIT_LAYOUT = {
     "sysv": {"etc/init.d/my-service": 0o755},

@@ -23,6 +23,7 @@ COMMON = {
     "pyproject.toml",
     "requirements-dev.txt",
     "bin/my-service",
+    "lib/prepare-dirs",
     "conf/my-service.conf",
     "conf/default/my-service",
     "conf/logrotate/my-service",
@@ -66,6 +67,7 @@ PER_INIT = {
 PER_INIT["all"] = set().union(*PER_INIT.values())
 EXECUTABLES = {
     "bin/my-service",
+    "lib/prepare-dirs",
     "init/sysv/my-service",
     "init/daemontools/run",
     "deploy/check-health",

@@ -140,6 +140,7 @@ def shared_files(built: Built, codedir: str, unitdir: str) -> dict[str, str]:
         f"/usr/share/man/man8/{slug}.8.gz": FILE,
     }
     files.update({f"{codedir}/{built.package}/{name}": FILE for name in python_sources(built)})
+    files[f"/usr/libexec/{slug}/prepare-dirs"] = EXEC
     if built.has("sysv"):
         files[f"/etc/init.d/{slug}"] = EXEC
     if built.has("upstart"):

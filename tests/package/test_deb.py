@@ -81,15 +81,33 @@ def test_pre_depends_come_from_debhelper_for_the_init_script_snippets(built: Bui
         assert pre_depends == ""
 
 
+def helper_dirs(built: Built, tmp_path: Path) -> dict[str, str]:
+    """STATEDIR and LOGDIR of the prepare-dirs in the .deb: the paths of `make build`."""
+    root = tmp_path / "files"
+    assert run(["dpkg-deb", "-x", str(built.deb), str(root)]).returncode == 0
+    text = (root / f"usr/libexec/{built.slug}/prepare-dirs").read_text()
+    return dict(re.findall(r"^(STATEDIR|LOGDIR)=(/\S+)$", text, re.M))
+
+
 def test_postinst_creates_the_system_user_then_runs_debhelpers_part(built: Built, tmp_path: Path) -> None:
     """What the postinst does on a host that is not fresh is the system tier's (P8, H7)."""
     postinst = (control_scripts(built, tmp_path) / "postinst").read_text()
     assert f'\nNAME="{built.slug}"\nSERVICE_USER="{built.user}"\n' in postinst
-    adduser = 'adduser --system --ingroup "$SERVICE_USER" --quiet --home "/var/lib/$NAME" --no-create-home'
-    assert adduser in postinst
-    assert 'install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$dir"' in postinst
+    statedir = helper_dirs(built, tmp_path)["STATEDIR"]
+    assert f'\nSTATEDIR="{statedir}"\nPREPARE_DIRS="/usr/libexec/{built.slug}/prepare-dirs"\n' in postinst
+    adduser = 'adduser --system --ingroup "$SERVICE_USER" --quiet --home "$STATEDIR" --no-create-home'
+    prepare = '"$PREPARE_DIRS" || refuse'
+    assert "install -d" not in postinst
     assert "#DEBHELPER#" not in postinst
-    assert postinst.index(adduser) < postinst.index("# Automatically added by dh_python3")
+    debhelpers = postinst.index("# Automatically added by dh_python3")
+    assert postinst.index(adduser) < postinst.index(prepare) < debhelpers
+
+
+def test_maintainer_scripts_have_every_token_of_debian_rules_replaced(built: Built, tmp_path: Path) -> None:
+    scripts = control_scripts(built, tmp_path)
+    for path in scripts.iterdir():
+        if path.name in MAINTAINER_SCRIPTS:
+            assert re.findall(r"#[A-Za-z0-9_.+]+#", path.read_text()) == [], path.name
 
 
 @pytest.mark.parametrize("init", ["systemd", "sysv"])
@@ -114,8 +132,12 @@ def test_postrm_purge_removes_state_logs_and_runtime_directory(built: Built, tmp
     postrm = (control_scripts(built, tmp_path) / "postrm").read_text()
     purge = postrm[postrm.index('if [ "$1" = purge ]; then') : postrm.index("fi\n")]
     slug = built.slug
-    assert f"rm -rf /var/lib/{slug} /var/log/{slug} /run/{slug}" in purge
-    assert (f"rm -rf /etc/sv/{slug}/supervise" in purge) == built.has("daemontools")
+    dirs = helper_dirs(built, tmp_path)
+    paths = f'STATEDIR="{dirs["STATEDIR"]}"\nLOGDIR="{dirs["LOGDIR"]}"\nRUNDIR="/run/{slug}"\n'
+    assert paths in postrm
+    assert 'rm -rf "$STATEDIR" "$LOGDIR" "$RUNDIR"' in purge
+    assert (f'SVDIR="/etc/sv/{slug}"\n' in postrm) == built.has("daemontools")
+    assert ('rm -rf "$SVDIR/supervise"' in purge) == built.has("daemontools")
     assert "deluser" not in postrm
 
 

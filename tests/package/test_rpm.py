@@ -38,8 +38,12 @@ def test_rpm_holds_the_designed_files_with_their_modes_and_owners(built: Built) 
     assert {owner for path, (mode, owner) in entries.items() if not path.startswith("/var/")} == {ROOT}
 
 
-def test_rpm_owns_the_private_state_and_log_directories(built: Built) -> None:
+def test_rpm_owns_the_private_state_and_log_directories(built: Built, tmp_path: Path) -> None:
+    """The spec's %{statedir} and %{logdir} are the dirs of `make build`'s prepare-dirs."""
     entries = rpm_entries(built.rpm, built.env())
+    helper = installed(built, tmp_path) / f"usr/libexec/{built.slug}/prepare-dirs"
+    dirs = re.findall(r"^(?:STATEDIR|LOGDIR)=(/\S+)$", helper.read_text(), re.M)
+    assert dirs == [f"/var/lib/{built.slug}", f"/var/log/{built.slug}"]
     owner = f"{built.user}/{built.user}"
     assert entries[f"/var/lib/{built.slug}"] == (PRIVATE_DIR, owner)
     assert entries[f"/var/log/{built.slug}"] == (PRIVATE_DIR, owner)
@@ -65,10 +69,17 @@ def test_pre_creates_the_system_user_and_group(built: Built) -> None:
     assert f"useradd -r -g {built.user} -d /var/lib/{built.slug} -s /sbin/nologin" in pre
 
 
+def test_post_runs_the_packages_prepare_dirs_first(built: Built) -> None:
+    commands = [line for line in scriptlet(built, "POSTIN").splitlines() if not line.startswith("#")]
+    assert commands[0] == f"/usr/libexec/{built.slug}/prepare-dirs"
+
+
 def test_systemd_scriptlets_preset_on_install_restart_on_upgrade_stop_on_erase(
     built: Built, tmp_path: Path
 ) -> None:
     post, preun, postun = (scriptlet(built, tag) for tag in SCRIPTLETS[1:])
+    # What is left of %post once prepare-dirs has run (its own test covers that).
+    post = post.partition(f"/usr/libexec/{built.slug}/prepare-dirs")[2].lstrip("\n")
     if not built.has("systemd"):
         assert (post, preun, postun) == ("", "", "")
         return
@@ -145,12 +156,19 @@ def test_rpm_ships_the_manual_page_that_rpmlint_24_cannot_see(built: Built) -> N
     assert f"/usr/share/man/man8/{built.slug}.8.gz" in rpm_entries(built.rpm, built.env())
 
 
-def test_rpm_installs_the_same_files_as_the_deb(built: Built, tmp_path: Path) -> None:
-    rpmroot, debroot = tmp_path / "rpmroot", tmp_path / "debroot"
+def installed(built: Built, tmp_path: Path) -> Path:
+    """The .rpm's files, installed into an empty root without its scriptlets."""
+    rpmroot = tmp_path / "rpmroot"
     rpmroot.mkdir()
-    env = built.env()
-    install = run(["rpm", "--root", str(rpmroot), "-i", "--nodeps", "--noscripts", str(built.rpm)], env=env)
+    install = run(
+        ["rpm", "--root", str(rpmroot), "-i", "--nodeps", "--noscripts", str(built.rpm)], env=built.env()
+    )
     assert install.returncode == 0, install.stderr
+    return rpmroot
+
+
+def test_rpm_installs_the_same_files_as_the_deb(built: Built, tmp_path: Path) -> None:
+    rpmroot, debroot = installed(built, tmp_path), tmp_path / "debroot"
     assert run(["dpkg-deb", "-x", str(built.deb), str(debroot)]).returncode == 0
 
     # Each distribution's own places: where Fedora puts noarch code and units, the

@@ -350,7 +350,7 @@ def test_P8_logs_an_admin_moved_behind_a_symlink_stay_there_through_an_upgrade(
     moved = f"/srv/{NAME}-logs"
     ok(root.run(["sh", "-c", f'mv "$1" {moved} && chmod 0770 {moved} && ln -s {moved} "$1"', "sh", DIRS[1]]))
     result = ok(root.install_deb(service_debs.v2))
-    assert f"{NAME}.postinst: {DIRS[1]} is a symlink: left as it is" in result.stdout + result.stderr
+    assert f"{NAME}: {DIRS[1]} is a symlink: left as it is" in result.stdout + result.stderr
     assert root.path(DIRS[1]).is_symlink()
     assert owner_and_mode(root, moved) == f"{NAME}:{NAME} 770"
     running_pid(root)
