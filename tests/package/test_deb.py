@@ -115,7 +115,7 @@ def test_postrm_purge_removes_state_logs_and_runtime_directory(built: Built, tmp
     purge = postrm[postrm.index('if [ "$1" = purge ]; then') : postrm.index("fi\n")]
     slug = built.slug
     assert f"rm -rf /var/lib/{slug} /var/log/{slug} /run/{slug}" in purge
-    assert (f"rm -rf /etc/sv/{slug}/supervise" in purge) == built.has("daemontools")
+    assert f"rm -rf /etc/sv/{slug}/supervise" in purge
     assert "deluser" not in postrm
 
 
