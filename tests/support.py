@@ -101,6 +101,10 @@ INIT_FILES = {
         project={"init/daemontools/run": 0o755},
         installed={"/etc/sv/{slug}/run": 0o755},
     ),
+    "supervisord": InitFiles(
+        project={"init/supervisor/{slug}.conf": 0o644},
+        installed={"/etc/supervisor/conf.d/{slug}.conf": 0o644},
+    ),
 }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ MENTIONS = {
     "sysv": r"SysV|init script|init\.d",
     "upstart": r"Upstart",
     "daemontools": r"daemontools|runit|run script",
+    "supervisor": r"supervisor",
 }
 # The host table's row of each init file.
 INIT_ROWS = {
@@ -22,6 +23,7 @@ INIT_ROWS = {
     "sysv": "`/etc/init.d/my-service`",
     "upstart": "`/etc/init/my-service.conf`",
     "daemontools": "`/etc/sv/my-service/run`",
+    "supervisor": "`/etc/supervisor/conf.d/my-service.conf`",
 }
 
 

@@ -29,6 +29,7 @@ COMMON = {
     "debian/control",
     "debian/copyright",
     "debian/my-service.postinst",
+    "debian/my-service.prerm",
     "debian/my-service.postrm",
     "debian/rules",
     "debian/source/format",
