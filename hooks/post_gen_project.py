@@ -60,7 +60,7 @@ def remove_supervisord() -> None:
     remove("init/supervisor")
 
 
-def remove_lintian_overrides() -> None:
+def remove_overrides() -> None:
     """Only the Upstart job and a SysV-only package need a lintian override."""
     remove(f"debian/{NAME}.lintian-overrides")
 
@@ -69,9 +69,9 @@ REMOVALS = {
     "all": [],
     "sysv": [remove_upstart, remove_systemd, remove_daemontools, remove_supervisord],
     "upstart": [remove_sysv, remove_systemd, remove_daemontools, remove_supervisord],
-    "systemd": [remove_sysv, remove_upstart, remove_daemontools, remove_supervisord, remove_lintian_overrides],
-    "daemontools": [remove_sysv, remove_upstart, remove_systemd, remove_supervisord, remove_lintian_overrides],
-    "supervisord": [remove_sysv, remove_upstart, remove_systemd, remove_daemontools, remove_lintian_overrides],
+    "systemd": [remove_sysv, remove_upstart, remove_daemontools, remove_supervisord, remove_overrides],
+    "daemontools": [remove_sysv, remove_upstart, remove_systemd, remove_supervisord, remove_overrides],
+    "supervisord": [remove_sysv, remove_upstart, remove_systemd, remove_daemontools, remove_overrides],
 }
 
 
