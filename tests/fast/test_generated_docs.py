@@ -15,7 +15,7 @@ MENTIONS = {
     "sysv": r"SysV|init script|init\.d",
     "upstart": r"Upstart",
     "daemontools": r"daemontools|runit|run script",
-    "supervisor": r"supervisor",
+    "supervisor": r"supervisord|supervisorctl",
 }
 # The host table's row of each init file.
 INIT_ROWS = {
