@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from pkgbuild import ROOT, Built, deb_entries, deb_files, etc_files, make
-from support import require_tool, run
+from support import init_project_files, require_tool, run
 
 # What debhelper's snippets run to enable, start or restart, and stop the service.
 DEBHELPER_ENABLE = {
@@ -139,8 +139,9 @@ def test_lintian_passes_with_pedantic_and_info_tags_shown(built: Built) -> None:
 
 
 def test_each_lintian_override_says_why(built: Built) -> None:
-    overrides = built.project / "debian" / f"{built.slug}.lintian-overrides"
-    if built.init_system in ("systemd", "daemontools"):
+    name = f"debian/{built.slug}.lintian-overrides"
+    overrides = built.project / name
+    if name not in init_project_files(built.init_system, built.slug):
         assert not overrides.exists()
         return
     lines = overrides.read_text().splitlines()
