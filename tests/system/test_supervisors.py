@@ -1,4 +1,5 @@
-"""The shipped run script under daemontools (supervise) and runit (runsv), and the Upstart job.
+"""The shipped run script under daemontools (supervise) and runit (runsv), the Upstart job, and
+the supervisord program under Debian's supervisord.
 
 Each test installs the default project's .deb into a sysvinit root, stops the instance that
 postinst started with the init script, and supervises /etc/sv/my-service as an admin would.
@@ -9,7 +10,10 @@ Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit
 S4 (HUP: reload, or keep the old config), C5 (HUP with a log file that a start cannot use: the
 running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
-removed but not purged.
+removed but not purged. Under supervisord (a root of its own flavour, with the supervisor
+package): S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
+within stopwaitsecs), S11 (signal HUP: same pid, config re-read; rotation loses no line), V1, and
+P2 (the .deb's own supervisorctl calls: started on install, restarted on upgrade, stopped on remove).
 """
 
 from __future__ import annotations
