@@ -57,17 +57,22 @@ def remove_daemontools() -> None:
     remove("init/daemontools")
 
 
-def remove_lintian_overrides() -> None:
+def remove_supervisord() -> None:
+    remove("init/supervisor")
+
+
+def remove_overrides() -> None:
     """Only the Upstart job and a SysV-only package need a lintian override."""
     remove(f"debian/{NAME}.lintian-overrides")
 
 
 REMOVALS = {
     "all": [],
-    "sysv": [remove_upstart, remove_systemd, remove_daemontools],
-    "upstart": [remove_sysv, remove_systemd, remove_daemontools],
-    "systemd": [remove_sysv, remove_upstart, remove_daemontools, remove_lintian_overrides],
-    "daemontools": [remove_sysv, remove_upstart, remove_systemd, remove_lintian_overrides],
+    "sysv": [remove_upstart, remove_systemd, remove_daemontools, remove_supervisord],
+    "upstart": [remove_sysv, remove_systemd, remove_daemontools, remove_supervisord],
+    "systemd": [remove_sysv, remove_upstart, remove_daemontools, remove_supervisord, remove_overrides],
+    "daemontools": [remove_sysv, remove_upstart, remove_systemd, remove_supervisord, remove_overrides],
+    "supervisord": [remove_sysv, remove_upstart, remove_systemd, remove_daemontools, remove_overrides],
 }
 
 

@@ -29,7 +29,7 @@ VERSION_RULE = (
 # labels IDNA must be able to encode (the RPM spec's URL uses the encoded domain).
 EMAIL = re.compile(r"[\w.+'-]+@([^\W_]([\w-]*[^\W_])?\.)+([^\W\d_]{2,}|xn--[a-z0-9-]+)")
 PORT_MIN, PORT_MAX = 1024, 65535
-INIT_SYSTEMS = ("all", "sysv", "upstart", "systemd", "daemontools")
+INIT_SYSTEMS = ("all", "sysv", "upstart", "systemd", "daemontools", "supervisord")
 # Names the service user must not take: the group of that name would be its primary group,
 # and with it device or admin access. From base-passwd 3.6 (/usr/share/base-passwd/passwd.master
 # and group.master), systemd's sysusers.d and udev rules (basic.conf, 50-udev-default.rules),

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,64 @@ def run(cmd: list[str] | str, **kwargs: object) -> subprocess.CompletedProcess[s
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(cmd, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class InitFiles:
+    """What one init system brings: files in the generated project, and what `make install`
+    puts on the host; path -> mode, with {slug} and {unitdir} to fill in."""
+
+    project: dict[str, int]
+    installed: dict[str, int]
+
+
+# The one table of the tests: what each init-system choice ships ("all" ships every one).
+INIT_FILES = {
+    "sysv": InitFiles(
+        project={"init/sysv/{slug}": 0o755, "tests/bats/init_script.bats": 0o644,
+                 "debian/{slug}.lintian-overrides": 0o644},
+        installed={"/etc/init.d/{slug}": 0o755},
+    ),
+    "upstart": InitFiles(
+        project={"init/upstart/{slug}.conf": 0o644, "debian/{slug}.lintian-overrides": 0o644},
+        installed={"/etc/init/{slug}.conf": 0o644},
+    ),
+    "systemd": InitFiles(
+        project={"init/systemd/{slug}.service": 0o644, "tests/smoke": 0o755},
+        installed={"{unitdir}/{slug}.service": 0o644},
+    ),
+    "daemontools": InitFiles(
+        project={"init/daemontools/run": 0o755},
+        installed={"/etc/sv/{slug}/run": 0o755},
+    ),
+    "supervisord": InitFiles(
+        project={"init/supervisor/{slug}.conf": 0o644},
+        installed={"/etc/supervisor/conf.d/{slug}.conf": 0o644},
+    ),
+}  # fmt: skip
+
+
+def shipped(choice: str) -> list[str]:
+    """The init systems whose files a choice ships."""
+    return list(INIT_FILES) if choice == "all" else [choice]
+
+
+def init_project_files(choice: str, slug: str) -> dict[str, int]:
+    """Project path -> mode of the init files of a choice."""
+    return {
+        path.format(slug=slug): mode
+        for init in shipped(choice)
+        for path, mode in INIT_FILES[init].project.items()
+    }
+
+
+def init_installed_files(choice: str, slug: str, unitdir: str) -> dict[str, int]:
+    """Installed path -> mode of the init files of a choice."""
+    return {
+        path.format(slug=slug, unitdir=unitdir): mode
+        for init in shipped(choice)
+        for path, mode in INIT_FILES[init].installed.items()
+    }
 
 
 def cookiecutter_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -108,7 +108,7 @@ def test_h9_bad_init_system_with_no_input_is_one_error(tmp_path: Path, choice: s
         "--no-input", "-o", str(out), str(TEMPLATE), f"init_system={choice}", cwd=tmp_path
     )
     assert_one_error(result, out, "init_system")
-    assert "choose one of all, sysv, upstart, systemd, daemontools" in result.stderr
+    assert "choose one of all, sysv, upstart, systemd, daemontools, supervisord" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ MENTIONS = {
     "sysv": r"SysV|init script|init\.d",
     "upstart": r"Upstart",
     "daemontools": r"daemontools|runit|run script",
+    "supervisor": r"supervisord|supervisorctl",
 }
 # The host table's row of each init file.
 INIT_ROWS = {
@@ -23,6 +24,7 @@ INIT_ROWS = {
     "sysv": "`/etc/init.d/my-service`",
     "upstart": "`/etc/init/my-service.conf`",
     "daemontools": "`/etc/sv/my-service/run`",
+    "supervisor": "`/etc/supervisor/conf.d/my-service.conf`",
 }
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import render, require_tool, run
+from support import init_installed_files, render, require_tool, run
 
 # DESIGN.md's paths: (path, mode). Everything installed is root's: make install
 # runs as root or into a DESTDIR, and the packages set owners of their own.
@@ -23,12 +23,6 @@ LAYOUT = {
     "etc/logrotate.d/my-service": 0o644,
     "usr/share/man/man8/my-service.8": 0o644,
     "usr/libexec/my-service/prepare-dirs": 0o755,
-}
-INIT_LAYOUT = {
-    "sysv": {"etc/init.d/my-service": 0o755},
-    "upstart": {"etc/init/my-service.conf": 0o644},
-    "systemd": {"lib/systemd/system/my-service.service": 0o644},
-    "daemontools": {"etc/sv/my-service/run": 0o755},
 }
 
 
@@ -51,9 +45,8 @@ def test_install_lays_out_the_fhs_paths(project: Path, installed: Path) -> None:
     expected = dict(LAYOUT)
     for module in (project / "src/my_service").glob("*.py"):
         expected[f"usr/lib/my-service/my_service/{module.name}"] = 0o644
-    for name, files in INIT_LAYOUT.items():
-        if choice in ("all", name):
-            expected.update(files)
+    installed_init = init_installed_files(choice, "my-service", "/lib/systemd/system")
+    expected.update({path.lstrip("/"): mode for path, mode in installed_init.items()})
     found = {
         str(p.relative_to(installed)): p.stat().st_mode & 0o7777 for p in installed.rglob("*") if p.is_file()
     }

@@ -66,7 +66,7 @@ def test_good_answers_pass() -> None:
         ("description", "Feeds billing-exporter data to the bank", "must not name the package"),
         ("description", "Exports billing figures \\", "ends with a backslash"),
         ("maintainer_email", "jane@exämple.de​", "name@example.com"),
-        ("init_system", "openrc", "choose one of all, sysv, upstart, systemd, daemontools"),
+        ("init_system", "openrc", "choose one of all, sysv, upstart, systemd, daemontools, supervisord"),
     ],
 )
 def test_bad_answer_names_the_field_and_what_is_allowed(key: str, value: str, message: str) -> None:

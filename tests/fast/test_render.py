@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pre_gen_project import INIT_SYSTEMS
-from support import TEMPLATE, cookiecutter_cli, render
+from support import INIT_FILES, TEMPLATE, cookiecutter_cli, init_project_files, render
 
 COMMON = {
     ".cookiecutter.json",
@@ -31,6 +31,7 @@ COMMON = {
     "debian/control",
     "debian/copyright",
     "debian/my-service.postinst",
+    "debian/my-service.prerm",
     "debian/my-service.postrm",
     "debian/rules",
     "debian/source/format",
@@ -58,23 +59,13 @@ COMMON = {
     "tests/test_daemon.py",
     "tests/bats/install.bats",
 }
-PER_INIT = {
-    "sysv": {"init/sysv/my-service", "tests/bats/init_script.bats", "debian/my-service.lintian-overrides"},
-    "upstart": {"init/upstart/my-service.conf", "debian/my-service.lintian-overrides"},
-    "systemd": {"init/systemd/my-service.service", "tests/smoke"},
-    "daemontools": {"init/daemontools/run"},
-}
-PER_INIT["all"] = set().union(*PER_INIT.values())
 EXECUTABLES = {
     "bin/my-service",
     "lib/prepare-dirs",
-    "init/sysv/my-service",
-    "init/daemontools/run",
     "deploy/check-health",
-    "tests/smoke",
     "debian/rules",
     ".ci/install-tools",
-}
+} | {path for path, mode in init_project_files("all", "my-service").items() if mode == 0o755}
 
 
 # What the generated .gitignore leaves out: build output and caches of the project's own tests.
@@ -97,7 +88,11 @@ def test_defaults_render_my_service(tmp_path: Path) -> None:
 @pytest.mark.parametrize("init_system", INIT_SYSTEMS)
 def test_each_choice_renders_exactly_its_files(tmp_path: Path, init_system: str) -> None:
     project = render(tmp_path, init_system=init_system)
-    assert source_files(project) == COMMON | PER_INIT[init_system]
+    assert source_files(project) == COMMON | set(init_project_files(init_system, "my-service"))
+
+
+def test_the_tests_table_has_a_row_for_every_init_system_of_the_hook() -> None:
+    assert {*INIT_FILES, "all"} == set(INIT_SYSTEMS)
 
 
 def test_nothing_is_left_unrendered(project: Path) -> None:

@@ -10,14 +10,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import render, run
+from support import INIT_FILES, init_installed_files, init_project_files, render, run, shipped
 
 # The default project, then one project per init-system choice. The latter use a
 # service user that differs from the slug, so a hard-coded name cannot pass.
 OTHER_NAMES = {"project_name": "Billing Exporter", "service_user": "billing"}
 VARIANTS: dict[str, dict[str, str]] = {
     "all": {},
-    **{init: {**OTHER_NAMES, "init_system": init} for init in ("sysv", "upstart", "systemd", "daemontools")},
+    **{init: {**OTHER_NAMES, "init_system": init} for init in INIT_FILES},
 }
 
 
@@ -37,7 +37,7 @@ class Built:
     home: Path
 
     def has(self, init: str) -> bool:
-        return self.init_system in ("all", init)
+        return init in shipped(self.init_system)
 
     def env(self, **extra: str) -> dict[str, str]:
         """rpm and rpmlint write into $HOME, lintian into $TMPDIR: keep both in the build."""
@@ -141,14 +141,8 @@ def shared_files(built: Built, codedir: str, unitdir: str) -> dict[str, str]:
     }
     files.update({f"{codedir}/{built.package}/{name}": FILE for name in python_sources(built)})
     files[f"/usr/libexec/{slug}/prepare-dirs"] = EXEC
-    if built.has("sysv"):
-        files[f"/etc/init.d/{slug}"] = EXEC
-    if built.has("upstart"):
-        files[f"/etc/init/{slug}.conf"] = FILE
-    if built.has("systemd"):
-        files[f"{unitdir}/{slug}.service"] = FILE
-    if built.has("daemontools"):
-        files[f"/etc/sv/{slug}/run"] = EXEC
+    for path, mode in init_installed_files(built.init_system, slug, unitdir).items():
+        files[path] = EXEC if mode == 0o755 else FILE
     return files
 
 
@@ -163,7 +157,7 @@ def deb_files(built: Built) -> dict[str, str]:
             f"/usr/share/python3/runtime.d/{slug}.rtupdate": EXEC,
         }
     )
-    if built.init_system in ("all", "upstart", "sysv"):
+    if f"debian/{slug}.lintian-overrides" in init_project_files(built.init_system, slug):
         files[f"/usr/share/lintian/overrides/{slug}"] = FILE
     return files
 

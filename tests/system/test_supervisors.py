@@ -1,4 +1,5 @@
-"""The shipped run script under daemontools (supervise) and runit (runsv), and the Upstart job.
+"""The shipped run script under daemontools (supervise) and runit (runsv), the Upstart job, and
+the supervisord program under Debian's supervisord.
 
 Each test installs the default project's .deb into a sysvinit root, stops the instance that
 postinst started with the init script, and supervises /etc/sv/my-service as an admin would.
@@ -9,21 +10,29 @@ Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit
 S4 (HUP: reload, or keep the old config), C5 (HUP with a log file that a start cannot use: the
 running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
-removed but not purged.
+removed but not purged. Under supervisord (a root of its own flavour, with the supervisor
+package): S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
+within stopwaitsecs), S11 (signal HUP: same pid, config re-read; rotation loses no line), V1, and
+P2 (the .deb's own supervisorctl calls: started on install, restarted on upgrade, stopped on remove).
 """
 
 from __future__ import annotations
 
+import configparser
 import re
 import signal
 import struct
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+import roots
+import test_logrotate as logrotate
 import upstart
 from common import wait_until
+from sandbox import Spawned
 from service import (
     CONFIG,
     INIT,
@@ -355,3 +364,219 @@ def test_C5_upstart_pre_start_stops_the_job_on_what_a_start_would_reject_with_a_
     config = root.path(CONFIG)
     config.write_text(re.sub(r"(?m)^log_file = .*$", "log_file =", config.read_text()))
     pre_start("log_file is empty")
+
+
+# --------------------------------------------------------------------------- supervisord
+
+# Debian's supervisor package (4.2.5 in bookworm) in a root of its own flavour.
+SUPERVISORD = roots.Flavour("supervisord", (*roots.BASE_PACKAGES, "supervisor"), allow_service_start=True)
+PROGRAM = "my-service"
+PROGRAM_FILE = f"/etc/supervisor/conf.d/{PROGRAM}.conf"
+UNIT = "/lib/systemd/system/my-service.service"
+
+
+class Supervisord:
+    """Debian's supervisord in the foreground, on its own config (which includes conf.d/*.conf).
+
+    The root's teardown stops it (SIGTERM), and it stops the program first.
+    """
+
+    def __init__(self, root: SysvRoot) -> None:
+        self.root = root
+        self.process: Spawned | None = None
+
+    def start(self) -> Supervisord:
+        self.process = self.root.spawn(
+            ["supervisord", "-n", "-c", "/etc/supervisor/supervisord.conf"],
+            log=self.root.work / "supervisord.log",
+        )
+        wait_until(lambda: self.ctl("pid").stdout.strip().isdigit(), 10.0, what="supervisord's socket")
+        return self
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.root.run(["supervisorctl", *args])
+
+    def status_text(self) -> str:
+        return self.ctl("status", PROGRAM).stdout  # "my-service  RUNNING  pid 42, uptime 0:00:03"
+
+    def pid(self) -> int | None:
+        """The program's pid (inside), None while it is not running."""
+        found = re.search(r"\bRUNNING\s+pid (\d+)", self.status_text())
+        return int(found.group(1)) if found else None
+
+    def wait_pid(self, timeout: float = 10.0) -> int:
+        return wait_until(self.pid, timeout, what=f"{PROGRAM} RUNNING")
+
+    def wait_new_pid(self, old: int, timeout: float = 10.0) -> int:
+        """supervisord's pid of the program is its process's from the fork on, before RUNNING."""
+
+        def new() -> int | None:
+            found = re.search(r"\bpid (\d+)", self.status_text())
+            return int(found.group(1)) if found and int(found.group(1)) != old else None
+
+        return wait_until(new, timeout, what=f"a pid other than {old}")
+
+
+def installed_version(root: SysvRoot) -> str:
+    return root.run(["dpkg-query", "-W", "-f", "${Version}", "my-service"], check=True).stdout
+
+
+def program_settings(root: SysvRoot) -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
+    parser.read_string(root.path(PROGRAM_FILE).read_text())
+    return parser[f"program:{PROGRAM}"]
+
+
+@pytest.fixture
+def supervisord_root(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvRoot:
+    """A root with supervisor and the .deb installed, and supervisord running the program.
+
+    supervisord is not running while the .deb installs: the postinst leaves it be and the
+    init script starts the service, which is stopped here before supervisord starts.
+    """
+    root = sysv_root(SUPERVISORD)
+    result = root.install_deb(service_debs.v1)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "supervisorctl" not in result.stdout + result.stderr
+    assert root.run(["/etc/init.d/my-service", "stop"]).returncode == 0
+    assert not root.pids_of("my-service")
+    start_accounting(root)
+    return root
+
+
+@pytest.fixture
+def supervisord(supervisord_root: SysvRoot) -> Supervisord:
+    return Supervisord(supervisord_root).start()
+
+
+def start_program(supervisord: Supervisord) -> int:
+    pid = supervisord.wait_pid()
+    wait_ready(supervisord.root, pid)
+    return pid
+
+
+def test_S9_supervisord_kill_9_then_a_new_pid_within_startsecs_plus_2_s(supervisord: Supervisord) -> None:
+    """Once after the program counts as started, then at once, while it is retried (BACKOFF)."""
+    root = supervisord.root
+    settings = program_settings(root)
+    assert settings["autorestart"] == "unexpected" and settings["exitcodes"] == "0"
+    bound = int(settings["startsecs"]) + 2.0
+    pid = start_program(supervisord)
+    time.sleep(int(settings["startsecs"]) + 0.2)
+    delays = []
+    for _ in range(2):
+        root.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        new = supervisord.wait_new_pid(pid)
+        delays.append(time.monotonic() - killed)
+        assert delays[-1] <= bound, f"new pid {delays[-1]:.2f} s after kill -9"
+        wait_ready(root, new)
+        assert health(root)["pid"] == new
+        pid = new
+    assert supervisord.wait_pid() == pid, "restarted more than once"
+    print(
+        f"FIGURE: S9 supervisord: new pid {delays[0]:.2f} s after kill -9 of a started daemon, "
+        f"{delays[1]:.2f} s after kill -9 of one just restarted"
+    )
+
+
+def test_S10_supervisorctl_stop_sends_term_and_the_daemon_exits_0_within_stopwaitsecs(
+    supervisord: Supervisord,
+) -> None:
+    root = supervisord.root
+    settings = program_settings(root)
+    assert settings["stopsignal"] == "TERM"
+    timeout_stop = re.search(r"(?m)^TimeoutStopSec=(\d+)$", root.path(UNIT).read_text())
+    assert timeout_stop is not None
+    stop_wait = int(settings["stopwaitsecs"])
+    assert stop_wait > int(timeout_stop.group(1)), "stopwaitsecs must outlast the daemon's own stop timeout"
+    pid = start_program(supervisord)
+    stopping = len(log_lines(root, r" INFO stopping on SIGTERM$"))
+    began = time.monotonic()
+    result = supervisord.ctl("stop", PROGRAM)
+    took = time.monotonic() - began
+    assert result.returncode == 0 and f"{PROGRAM}: stopped" in result.stdout, result
+    assert took < stop_wait
+    root.wait_gone(pid, timeout=5.0)
+    assert exit_status(root, pid) == 0, "not a clean exit 0 (a SIGKILL would show as 9)"
+    assert len(log_lines(root, r" INFO stopping on SIGTERM$")) == stopping + 1
+    assert re.search(r"\bSTOPPED\b", supervisord.status_text())
+    assert not root.pids_of("my-service")
+    print(f"FIGURE: S10 supervisord: stopped, exit status 0, in {took:.2f} s (stopwaitsecs {stop_wait})")
+
+
+def test_S11_supervisorctl_signal_hup_rereads_the_config_with_the_same_pid(supervisord: Supervisord) -> None:
+    root = supervisord.root
+    pid = start_program(supervisord)
+    set_message(root, "reloaded under supervisord")
+    assert supervisord.ctl("signal", "HUP", PROGRAM).returncode == 0
+    wait_until(lambda: health(root)["message"] == "reloaded under supervisord", 5.0, what="the new message")
+    assert supervisord.pid() == pid and health(root)["pid"] == pid
+
+
+ROTATIONS = 10
+BYTES_PER_FILE = 100_000  # ~1,200 lines in each file before it is rotated
+
+
+def test_S11_supervisord_rotation_with_the_shipped_logrotate_config_loses_no_line(
+    supervisord: Supervisord,
+) -> None:
+    """No USR1 reaches the daemon here (the init script has no pidfile of it): it reopens by itself."""
+    root = supervisord.root
+    pid = start_program(supervisord)
+    clients = logrotate.Clients(root, [0.0, 0.0])
+    for _ in range(ROTATIONS):
+        logrotate.wait_for_lines(root, BYTES_PER_FILE)
+        logrotate.rotate(root)
+    logrotate.wait_for_lines(root, BYTES_PER_FILE)
+    written = clients.finish()
+    assert supervisord.pid() == pid
+    assert supervisord.ctl("stop", PROGRAM).returncode == 0  # its last line is written
+    seen = logrotate.count_seqs(logrotate.log_files(root))
+    lost = len(written - set(seen))
+    duplicated = [n for n, times in seen.items() if times > 1]
+    print(f"FIGURE: S11 supervisord: {len(written)} lines, {ROTATIONS} rotations, lost {lost}")
+    assert (lost, duplicated, sorted(set(seen) - written)) == (0, [], [])
+
+
+def test_V1_supervisord_runs_the_daemon_as_the_service_user_without_capabilities_also_after_hup(
+    supervisord: Supervisord,
+) -> None:
+    root = supervisord.root
+    assert program_settings(root)["user"] == "my-service"
+    pid = start_program(supervisord)
+    assert_unprivileged(root, pid)
+    reloads = len(log_lines(root, r" INFO reloaded "))
+    assert supervisord.ctl("signal", "HUP", PROGRAM).returncode == 0
+    wait_until(lambda: len(log_lines(root, r" INFO reloaded ")) == reloads + 1, 5.0, what="reload")
+    assert supervisord.pid() == pid
+    assert_unprivileged(root, pid)
+
+
+def test_P2_with_supervisord_running_the_deb_starts_the_program_restarts_it_on_upgrade_stops_it_on_remove(
+    supervisord_root: SysvRoot, service_debs: ServiceDebs
+) -> None:
+    """The package's own supervisorctl calls; the init script is kept from starting (policy-rc.d)."""
+    root = supervisord_root
+    root.run(["dpkg", "--purge", "my-service"], check=True)
+    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", mode=0o755)
+    supervisord = Supervisord(root).start()
+    assert "no such process" in supervisord.status_text()
+
+    pids = []
+    for deb in (service_debs.v1, service_debs.v2):
+        result = root.install_deb(deb)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "supervisorctl" not in result.stderr, result.stderr
+        pids.append(supervisord.wait_pid())
+        wait_ready(root, pids[-1])
+        assert health(root)["pid"] == pids[-1]
+        assert len(root.pids_of("my-service")) == 1
+    first, second = pids
+    assert second != first and root.status(first) is None, "not restarted on upgrade"
+    assert installed_version(root) == "0.2.0"
+
+    removed = root.run(["apt-get", "remove", "-y", "my-service"])
+    assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
+    root.wait_gone(second, timeout=5.0)
+    assert supervisord.pid() is None and not root.pids_of("my-service")

@@ -53,6 +53,11 @@ mode_of() {
 	install_to_dest
 	assert_equal "$(mode_of /etc/sv/{{ cookiecutter.project_slug }}/run)" 755
 }
+{% endif %}{% if cookiecutter.init_system in ["all", "supervisord"] %}
+@test "install puts the supervisord program in /etc/supervisor/conf.d" {
+	install_to_dest
+	assert_equal "$(mode_of /etc/supervisor/conf.d/{{ cookiecutter.project_slug }}.conf)" 644
+}
 {% endif %}
 @test "installed files carry the install paths, never the build tree's" {
 	install_to_dest
