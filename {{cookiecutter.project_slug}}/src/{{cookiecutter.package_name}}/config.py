@@ -42,17 +42,13 @@ def load(path: str) -> Config:
     unknown = set(section) - {"listen", "port", "log_file", "log_level", "message"}
     if unknown:
         raise ConfigError(f"{path}: unknown keys: {', '.join(sorted(unknown))}")
-    # No defaults: this file is the one place that says where the service listens.
-    for key, allowed in (("port", "a TCP port, 0-65535"), ("listen", "an IP address, such as 127.0.0.1")):
-        if key not in section:
-            raise ConfigError(f"{path}: [service] has no {key}; give {allowed}")
     try:
-        port = section.getint("port")
+        port = int(required(path, section, "port", "a TCP port, 0-65535"))
     except ValueError as err:
         raise ConfigError(f"{path}: port: {err}") from err
     if not 0 <= port <= 65535:
         raise ConfigError(f"{path}: port {port} is out of range 0-65535")
-    listen = section["listen"]
+    listen = required(path, section, "listen", "an IP address, such as 127.0.0.1")
     try:
         ipaddress.ip_address(listen)
     except ValueError:
@@ -70,6 +66,13 @@ def load(path: str) -> Config:
         log_level=log_level,
         message=section.get("message", "ok"),
     )
+
+
+def required(path: str, section: configparser.SectionProxy, key: str, allowed: str) -> str:
+    """No default: this file is the one place that says where the service listens."""
+    if key not in section:
+        raise ConfigError(f"{path}: [service] has no {key}; give {allowed}")
+    return section[key]
 
 
 def check_listen(path: str, listen: str, port: int) -> None:
