@@ -62,7 +62,7 @@ def test_install_lays_out_the_fhs_paths(project: Path, installed: Path) -> None:
 def test_installed_daemon_serves_health_and_exits_zero_on_sigterm(installed: Path, tmp_path: Path) -> None:
     config = tmp_path / "service.conf"
     log = tmp_path / "service.log"
-    config.write_text(f"[service]\nport = 0\nlog_file = {log}\n", encoding="utf-8")
+    config.write_text(f"[service]\nlisten = 127.0.0.1\nport = 0\nlog_file = {log}\n", encoding="utf-8")
     process = subprocess.Popen([str(installed / "usr/sbin/my-service"), "--config", str(config)])
     try:
         deadline = time.monotonic() + 10

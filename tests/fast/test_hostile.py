@@ -152,7 +152,7 @@ def test_h4_slug_longer_than_comm_is_matched_by_its_first_15_characters(tmp_path
     destdir = tmp_path / "root"
     assert run(["make", "-C", str(project), "install", f"DESTDIR={destdir}", "prefix=/usr"]).returncode == 0
     config = tmp_path / "c.conf"
-    config.write_text(f"[service]\nport = 0\nlog_file = {tmp_path / 'log'}\n")
+    config.write_text(f"[service]\nlisten = 127.0.0.1\nport = 0\nlog_file = {tmp_path / 'log'}\n")
     process = subprocess.Popen([str(destdir / f"usr/sbin/{slug}"), "--config", str(config)])
     try:
         deadline = time.monotonic() + 10

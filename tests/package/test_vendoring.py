@@ -1,4 +1,5 @@
-"""Vendored PyPI dependencies: inside the packages, no build path, relocatable, offline builds."""
+"""Vendored PyPI dependencies: inside the packages, no build path, relocatable, reproducible,
+offline builds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -157,20 +159,20 @@ def fake_pip(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(package.parent)}
 
 
-def test_the_package_builds_use_neither_network_nor_pip(vendored: Built, tmp_path: Path) -> None:
+def test_the_package_builds_need_no_network_and_give_the_same_bytes(vendored: Built, tmp_path: Path) -> None:
+    """pip installs the locked wheels offline; a new directory, so no build path may leak in."""
     require_root()
     require_tool("unshare")
     project = copy_project(vendored, tmp_path)
     command = ["unshare", "--net", "make", "-C", str(project), "clean", "deb", "rpm"]
     result = run(
-        command,
-        env=vendored.env(**fake_pip(tmp_path)),
-        stderr=subprocess.STDOUT,
-        capture_output=False,
-        stdout=subprocess.PIPE,
+        command, env=vendored.env(), stderr=subprocess.STDOUT, capture_output=False, stdout=subprocess.PIPE
     )
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "pip was called" not in result.stdout
+    assert "  PIP install --quiet --no-index " in result.stdout
+    for package in (vendored.deb, vendored.rpm):
+        rebuilt = project / "dist" / package.name
+        assert rebuilt.read_bytes() == package.read_bytes(), package.name
 
 
 def test_the_default_project_never_calls_pip(default: Built, tmp_path: Path) -> None:
@@ -247,14 +249,19 @@ def test_these_tests_import_the_vendor_py_that_renders(default: Built) -> None:
     assert Path(vendor.__file__).read_text() == (default.project / "tools" / "vendor.py").read_text()
 
 
-def make_wheel(directory: Path, name: str, files: dict[str, str], purelib: bool = True) -> Path:
-    wheel = directory / f"{name}-1.0-py3-none-any.whl"
+def make_wheel(directory: Path, name: str, files: dict[str, str], tag: str = "py3-none-any") -> Path:
+    """A wheel that pip installs: the files, METADATA, WHEEL and a RECORD that lists them."""
+    wheel = directory / f"{name}-1.0-{tag}.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: {tag}\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, text in files.items():
             archive.writestr(path, text)
-        archive.writestr(
-            f"{name}-1.0.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: {str(purelib).lower()}\n"
-        )
     return wheel
 
 
@@ -268,37 +275,67 @@ def lock_for(wheels: list[Path]) -> tuple[Path, Path]:
     return pyproject, lockfile
 
 
-def test_unpack_spreads_purelib_drops_scripts_and_refuses_what_cannot_be_vendored(
+def test_install_takes_purelib_drops_scripts_and_refuses_what_cannot_be_vendored(
     default: Built, tmp_path: Path
 ) -> None:
     good = make_wheel(
         tmp_path,
         "good",
-        {"good/__init__.py": "", "good-1.0.data/purelib/extra.py": "", "good-1.0.data/scripts/good": "#!/x"},
+        {
+            "good/__init__.py": "",
+            "good-1.0.data/purelib/extra.py": "",
+            "good-1.0.data/scripts/good": "#!python\n",
+        },
     )
-    vendor.unpack(*lock_for([good]), tmp_path / "out", [default.package])
-    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.py")) == [
+    out = tmp_path / "out"
+    vendor.install(*lock_for([good]), out, [default.package])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "extra.py",
+        "good-1.0.dist-info/METADATA",
+        "good-1.0.dist-info/RECORD",
+        "good-1.0.dist-info/WHEEL",
         "good/__init__.py",
     ]
-    assert not (tmp_path / "out" / "good-1.0.data").exists()
+    # RECORD lists what is shipped: not pip's own files, nor the scripts left out.
+    record = (out / "good-1.0.dist-info" / "RECORD").read_text().splitlines()
+    assert sorted(line.split(",")[0] for line in record) == [
+        "extra.py",
+        "good-1.0.dist-info/METADATA",
+        "good-1.0.dist-info/RECORD",
+        "good-1.0.dist-info/WHEEL",
+        "good/__init__.py",
+    ]
 
-    for files, purelib, message in [
-        ({"compiled/__init__.py": ""}, False, "not a pure-Python wheel"),
-        ({f"{default.package}/__init__.py": ""}, True, "a name of the service itself"),
-        ({"bad-1.0.data/headers/x.h": ""}, True, "installs headers files"),
+    for files, tag, message in [
+        ({"compiled/__init__.py": ""}, "cp311-cp311-linux_x86_64", "is not a pure-Python wheel"),
+        ({f"{default.package}/__init__.py": ""}, "py3-none-any", "a name of the service itself"),
+        (
+            {"bad-1.0.data/headers/x.h": ""},
+            "py3-none-any",
+            r"installs \.\./\.\./include/.*/x\.h: only importable",
+        ),
+        ({"bad-1.0.data/data/share/x": ""}, "py3-none-any", r"installs \.\./\.\./share/x: only importable"),
     ]:
-        wheeldir = tmp_path / message.replace(" ", "-")
+        wheeldir = tmp_path / f"refused-{len(list(tmp_path.iterdir()))}"
         wheeldir.mkdir()
-        wheel = make_wheel(wheeldir, "bad", files, purelib)
+        wheel = make_wheel(wheeldir, "bad", files, tag)
         with pytest.raises(vendor.VendorError, match=message):
-            vendor.unpack(*lock_for([wheel]), tmp_path / "refused", [default.package])
+            vendor.install(*lock_for([wheel]), wheeldir / "out", [default.package])
 
 
-def test_dependencies_are_read_without_tomllib_too(default: Built) -> None:
-    text = (
-        '[project]\nname = "x"\ndependencies = [\n  "a==1",  # why\n  "b>=2",\n]\n\n'
-        '[tool.x]\ndependencies = ["no"]\n'
-    )
-    assert vendor._read_dependencies_without_toml(text) == ["a==1", "b>=2"]
-    assert vendor._read_dependencies_without_toml('[project]\nname = "x"\n') == []
+def test_pyproject_is_read_with_tomllib_and_its_errors_are_clear(
+    default: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n\n[tool.x]\ndependencies = ["no"]\n')
+    assert vendor.read_dependencies(pyproject) == []
+    pyproject.write_text('[project]\ndependencies = ["a==1",\n')
+    with pytest.raises(vendor.VendorError, match=f"^{re.escape(str(pyproject))}: "):
+        vendor.read_dependencies(pyproject)
+    # As on Debian 11's Python 3.9 without python3-tomli.
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(
+        vendor.VendorError, match=r"needs Python 3\.11 or later, or tomli: apt-get install python3-tomli"
+    ):
+        vendor.read_dependencies(pyproject)

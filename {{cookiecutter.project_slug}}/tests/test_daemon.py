@@ -394,7 +394,7 @@ def test_listening_socket_passed_by_systemd_is_used(tmp_path: Path, family: sock
         ("[service]\nport = x\n", "port"),
         ("[other]\n", "no [service] section"),
         ("[service]\ncolour = blue\n", "unknown keys: colour"),
-        ("[service]\nlog_level = loud\n", "log_level must be one of"),
+        ("[service]\nlisten = 127.0.0.1\nport = 0\nlog_level = loud\n", "log_level must be one of"),
     ],
 )
 def test_bad_config_exits_one_with_a_message(

@@ -5,18 +5,19 @@ Two steps, so that only the first one may use the network (see docs/packaging.md
   lock PYPROJECT WHEELDIR   resolve the dependencies with pip into WHEELDIR/*.whl and
                             pin them, with their sha256, in WHEELDIR/requirements.txt.
                             Nothing changed: no pip. No dependencies: no pip either.
-  unpack PYPROJECT LOCK DEST
-                            unpack the locked wheels into DEST with the standard library,
-                            once LOCK is known to be made from PYPROJECT's dependencies.
+  install PYPROJECT LOCK DEST
+                            once LOCK is known to be made from PYPROJECT's dependencies,
+                            install the locked wheels into DEST with pip, offline
+                            (--no-index --find-links WHEELDIR). No dependencies: no pip.
 
-A pure-Python wheel installs by unpacking it (PEP 427), so the package builds
-(dpkg-buildpackage, rpmbuild) need neither pip nor the network. Runs on Python 3.9+.
+So the package builds (dpkg-buildpackage, rpmbuild) need no network. Runs on Python 3.9+
+(before 3.11, with tomli: Debian's python3-tomli).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import csv
 import hashlib
 import json
 import os
@@ -25,8 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import NamedTuple
 
 HEADER = """\
@@ -36,6 +36,7 @@ HEADER = """\
 DEPENDENCIES = "# dependencies: "
 ENTRY = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) --hash=sha256:([0-9a-f]{64})")
 PURE_TAG = re.compile(r"-none-any\.whl$")
+COMPILED = "Only pure-Python wheels are vendored: code that must be compiled comes from a Debian/RPM package"
 
 
 class VendorError(Exception):
@@ -54,29 +55,21 @@ class Lock(NamedTuple):
 
 
 def read_dependencies(pyproject: Path) -> list[str]:
-    text = pyproject.read_text(encoding="utf-8")
     try:
         import tomllib  # Python 3.11+
     except ImportError:
         try:
             import tomli as tomllib  # type: ignore[no-redef]
         except ImportError:
-            return _read_dependencies_without_toml(text)
-    return list(tomllib.loads(text).get("project", {}).get("dependencies", []))
-
-
-def _read_dependencies_without_toml(text: str) -> list[str]:
-    """The `dependencies = [...]` array of [project], for Pythons without tomllib."""
-    project = re.search(r"^\[project\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
-    array = project and re.search(r"^dependencies\s*=\s*(\[.*?\])", project.group(1), re.M | re.S)
-    if not array:
-        return []
-    body = re.sub(r"#[^\n\"']*$", "", array.group(1), flags=re.M)
+            raise VendorError(
+                f"reading {pyproject} needs Python 3.11 or later, or tomli: apt-get install python3-tomli"
+            ) from None
     try:
-        value = ast.literal_eval(body)
-    except (SyntaxError, ValueError) as err:
-        raise VendorError(f"cannot read [project] dependencies without tomllib: {err}") from err
-    return [str(item) for item in value]
+        with pyproject.open("rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+    except tomllib.TOMLDecodeError as err:
+        raise VendorError(f"{pyproject}: {err}") from None
+    return list(project.get("dependencies", []))
 
 
 def read_lock(path: Path) -> Lock | None:
@@ -111,24 +104,25 @@ def wheels_by_hash(wheeldir: Path) -> dict[str, Path]:
     return {sha256(wheel): wheel for wheel in sorted(wheeldir.glob("*.whl"))}
 
 
+def pip(arguments: list[str], failure: str, env: dict[str, str] | None = None) -> None:
+    print("  PIP", " ".join(arguments), flush=True)
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *arguments]
+    try:
+        subprocess.run(command, check=True, env=env)
+    except subprocess.CalledProcessError as err:
+        raise VendorError(f"pip failed (its message is above). {failure}") from err
+
+
 def pip_download(python_version: str, dest: Path, arguments: list[str]) -> None:
     """Only pure-Python wheels that run on python_version: the package stays Architecture: all."""
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input"]
-    command += ["--only-binary=:all:", "--implementation", "py", "--abi", "none", "--platform", "any"]
-    command += ["--python-version", python_version, "--dest", str(dest), *arguments]
-    print("  PIP", " ".join(command[3:]), flush=True)
-    try:
-        subprocess.run(command, check=True)
-    except subprocess.CalledProcessError as err:
-        raise VendorError(
-            "pip failed (its message is above). Only pure-Python wheels are vendored: a "
-            "dependency with compiled code comes from a Debian/RPM package (docs/packaging.md)."
-        ) from err
+    command = ["download", "--only-binary=:all:", "--implementation", "py", "--abi", "none"]
+    command += ["--platform", "any", "--python-version", python_version, "--dest", str(dest), *arguments]
+    pip(command, f"{COMPILED} (docs/packaging.md).")
 
 
 def pin_of(wheel: Path) -> Pin:
     if not PURE_TAG.search(wheel.name):
-        raise VendorError(f"{wheel.name} is not a pure-Python wheel; use the distribution's package")
+        raise VendorError(f"{wheel.name} is not a pure-Python wheel. {COMPILED}.")
     name, version = wheel.name.split("-")[:2]
     return Pin(re.sub(r"[-_.]+", "-", name).lower(), version, sha256(wheel))
 
@@ -180,53 +174,43 @@ def current_lock(pyproject: Path, lockfile: Path) -> Lock:
     return current
 
 
-def unpack(pyproject: Path, lockfile: Path, dest: Path, reserved: list[str]) -> None:
+def install(pyproject: Path, lockfile: Path, dest: Path, reserved: list[str]) -> None:
     current = current_lock(pyproject, lockfile)
-    have = wheels_by_hash(lockfile.parent) if current.pins else {}
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    owners: dict[str, str] = {}
+    if not current.pins:
+        return
+    wheeldir = lockfile.parent
+    have = wheels_by_hash(wheeldir)
     for pin in current.pins:
-        wheel = have.get(pin.sha256)
-        if wheel is None:
-            raise VendorError(
-                f"no wheel in {lockfile.parent} matches {pin.name}=={pin.version}: run `make wheels`"
-            )
-        _unpack_wheel(wheel, dest, set(reserved), owners)
-
-
-def _unpack_wheel(wheel: Path, dest: Path, reserved: set[str], owners: dict[str, str]) -> None:
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        dist_info = {name.split("/", 1)[0] for name in names if re.fullmatch(r"[^/]+\.dist-info/WHEEL", name)}
-        if len(dist_info) != 1:
-            raise VendorError(f"{wheel.name}: expected one .dist-info directory")
-        metadata = archive.read(f"{dist_info.pop()}/WHEEL").decode()
-        if "Root-Is-Purelib: true" not in metadata.splitlines():
-            raise VendorError(f"{wheel.name} is not a pure-Python wheel (Root-Is-Purelib is not true)")
-        data = wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".data/"
-        for info in archive.infolist():
-            name = info.filename
-            if info.is_dir() or "__pycache__" in name.split("/"):
-                continue
-            if name.startswith(data):
-                scheme, _, name = name[len(data) :].partition("/")
-                if scheme == "scripts":
-                    continue  # console scripts: the service has its own launcher
-                if scheme not in ("purelib", "platlib"):
-                    raise VendorError(f"{wheel.name} installs {scheme} files, which a vendored wheel cannot")
-            path = PurePosixPath(name)
-            if path.is_absolute() or ".." in path.parts or not path.parts:
-                raise VendorError(f"{wheel.name}: unsafe path {info.filename!r}")
-            if path.parts[0].removesuffix(".py") in reserved:
-                raise VendorError(f"{wheel.name} installs {path.parts[0]}, a name of the service itself")
-            if name in owners:
-                raise VendorError(f"{wheel.name} and {owners[name]} both install {name}")
-            owners[name] = wheel.name
-            target = dest.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info))
+        if pin.sha256 not in have:
+            raise VendorError(f"no wheel in {wheeldir} matches {pin.name}=={pin.version}: run `make wheels`")
+        pin_of(have[pin.sha256])
+    # Offline, and deaf to the user's pip settings (as --isolated, but quiet for root, on pip 20 too):
+    # the options below are all there is. No byte code: the packages compile at install time.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_ROOT_USER_ACTION="ignore")
+    command = ["install", "--quiet", "--no-index", "--find-links", str(wheeldir), "--no-deps"]
+    command += ["--no-compile", "--target", str(dest), "--require-hashes", "-r", str(lockfile)]
+    pip(command, "The locked wheels could not be installed.", env)
+    # The console scripts' #! line names the build's interpreter; the service has its own launcher.
+    shutil.rmtree(dest / "bin", ignore_errors=True)
+    for record in sorted(dest.glob("*.dist-info/RECORD")):
+        rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
+        for path, *_ in rows:
+            if path.startswith("../") and not path.startswith("../../bin/"):
+                raise VendorError(f"{record.parent.name} installs {path}: only importable code is vendored")
+        # As dh_python3 does: dpkg and rpm own the files, not pip, and RECORD lists what is shipped.
+        pips = {f"{record.parent.name}/{name}" for name in ("INSTALLER", "REQUESTED")}
+        for path in pips:
+            (dest / path).unlink(missing_ok=True)
+        with record.open("w", encoding="utf-8", newline="") as handle:
+            shipped = [row for row in rows if row[0] not in pips and not row[0].startswith("../")]
+            csv.writer(handle, lineterminator="\n").writerows(shipped)
+    for entry in sorted(dest.iterdir()):
+        if entry.name.removesuffix(".py") in reserved:
+            raise VendorError(f"a vendored wheel installs {entry.name}, a name of the service itself")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,20 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     lock_parser.add_argument("--python-version", default="3.9", help="oldest Python the package runs on")
     lock_parser.add_argument("pyproject", type=Path)
     lock_parser.add_argument("wheeldir", type=Path)
-    unpack_parser = commands.add_parser("unpack", help="unpack the locked wheels")
-    unpack_parser.add_argument(
+    install_parser = commands.add_parser("install", help="install the locked wheels, offline")
+    install_parser.add_argument(
         "--reserve", action="append", default=[], help="a top-level name the service owns"
     )
-    unpack_parser.add_argument("pyproject", type=Path)
-    unpack_parser.add_argument("lockfile", type=Path)
-    unpack_parser.add_argument("dest", type=Path)
+    install_parser.add_argument("pyproject", type=Path)
+    install_parser.add_argument("lockfile", type=Path)
+    install_parser.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "lock":
             lock(args.pyproject, args.wheeldir, args.python_version)
         else:
-            unpack(args.pyproject, args.lockfile, args.dest, args.reserve)
-    except (VendorError, OSError, zipfile.BadZipFile) as err:
+            install(args.pyproject, args.lockfile, args.dest, args.reserve)
+    except (VendorError, OSError) as err:
         print(f"vendor: {err}", file=sys.stderr)
         return 1
     return 0

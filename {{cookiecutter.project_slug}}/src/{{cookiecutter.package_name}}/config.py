@@ -43,12 +43,12 @@ def load(path: str) -> Config:
     if unknown:
         raise ConfigError(f"{path}: unknown keys: {', '.join(sorted(unknown))}")
     try:
-        port = section.getint("port", fallback={{ cookiecutter.port }})
+        port = int(required(path, section, "port", "a TCP port, 0-65535"))
     except ValueError as err:
         raise ConfigError(f"{path}: port: {err}") from err
     if not 0 <= port <= 65535:
         raise ConfigError(f"{path}: port {port} is out of range 0-65535")
-    listen = section.get("listen", "127.0.0.1")
+    listen = required(path, section, "listen", "an IP address, such as 127.0.0.1")
     try:
         ipaddress.ip_address(listen)
     except ValueError:
@@ -66,6 +66,13 @@ def load(path: str) -> Config:
         log_level=log_level,
         message=section.get("message", "ok"),
     )
+
+
+def required(path: str, section: configparser.SectionProxy, key: str, allowed: str) -> str:
+    """No default: this file is the one place that says where the service listens."""
+    if key not in section:
+        raise ConfigError(f"{path}: [service] has no {key}; give {allowed}")
+    return section[key]
 
 
 def check_listen(path: str, listen: str, port: int) -> None:
