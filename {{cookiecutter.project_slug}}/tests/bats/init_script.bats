@@ -12,8 +12,10 @@ setup_file() {
 	# a normal user's shell does not.
 	export PATH=$PATH:/usr/sbin:/sbin
 	export ROOT=$BATS_FILE_TMPDIR/root
-	cp -R "$BATS_TEST_DIRNAME/../.." "$BATS_FILE_TMPDIR/project"
-	rm -rf "$BATS_FILE_TMPDIR/project/build" "$BATS_FILE_TMPDIR/project/.venv"
+	# The sources, without what the project built or installed (make install builds anew here).
+	mkdir "$BATS_FILE_TMPDIR/project"
+	tar -C "$BATS_TEST_DIRNAME/../.." --exclude=./build --exclude=./dist --exclude=./.venv -cf - . |
+		tar -xf - -C "$BATS_FILE_TMPDIR/project"
 	make -s -C "$BATS_FILE_TMPDIR/project" install prefix="$ROOT/usr" sysconfdir="$ROOT/etc" \
 		localstatedir="$ROOT/var" runstatedir="$ROOT/run" SERVICE_USER="$(id -un)" >/dev/null
 	mkdir -p "$ROOT/var/log/{{ cookiecutter.project_slug }}"
