@@ -159,7 +159,7 @@ def still_open(conn: socket.socket) -> bool:
 
 
 def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(tmp_path: Path) -> None:
-    service = Service(tmp_path, deadline=1.0)
+    service = Service(tmp_path, deadline=0.5)
     try:
         with socket.create_connection(("127.0.0.1", service.port)) as slow:
             slow.sendall(b"G")
@@ -167,7 +167,7 @@ def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(tmp_path: P
             assert still_open(slow), "/health was answered only once the slow client's time was up"
             slow.settimeout(3)
             assert slow.recv(100) == b""
-        wait_for(lambda: "request not complete within 1.0 s" in service.read_log())
+        wait_for(lambda: "request not complete within 0.5 s" in service.read_log())
     finally:
         service.process.terminate()
         assert service.process.wait(timeout=5) == 0
