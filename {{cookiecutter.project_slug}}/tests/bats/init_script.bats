@@ -12,9 +12,11 @@ setup_file() {
 	# a normal user's shell does not.
 	export PATH=$PATH:/usr/sbin:/sbin
 	export ROOT=$BATS_FILE_TMPDIR/root
-	# The sources, without what the project built or installed (make install builds anew here).
+	# The sources only: make install builds anew here, and pytest, running beside this file,
+	# writes its caches meanwhile.
 	mkdir "$BATS_FILE_TMPDIR/project"
-	tar -C "$BATS_TEST_DIRNAME/../.." --exclude=./build --exclude=./dist --exclude=./.venv -cf - . |
+	tar -C "$BATS_TEST_DIRNAME/../.." --exclude=./build --exclude=./dist --exclude=./.venv \
+		--exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache -cf - . |
 		tar -xf - -C "$BATS_FILE_TMPDIR/project"
 	make -s -C "$BATS_FILE_TMPDIR/project" install prefix="$ROOT/usr" sysconfdir="$ROOT/etc" \
 		localstatedir="$ROOT/var" runstatedir="$ROOT/run" SERVICE_USER="$(id -un)" >/dev/null
