@@ -33,16 +33,6 @@ def write_config(
     )
 
 
-def run_daemon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}", *args],
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-
-
 def wait_for(predicate, timeout: float = 5.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,34 +83,50 @@ class Service:
         self.process.send_signal(signum)
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    svc = Service(tmp_path)
-    yield svc
+def stopped(svc: Service) -> None:
     if svc.process.poll() is None:
         svc.process.kill()
     svc.process.wait()
 
 
-def test_health_endpoint_answers_with_status_pid_name_and_version(service: Service) -> None:
-    assert service.health() == {
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """A daemon of the test's own, for a test that changes its config or log, or ends it."""
+    svc = Service(tmp_path)
+    yield svc
+    stopped(svc)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One daemon for the tests that only ask it questions and signal it to no effect."""
+    svc = Service(tmp_path_factory.mktemp("shared"))
+    yield svc
+    stopped(svc)
+
+
+def test_health_endpoint_answers_with_status_pid_name_and_version(shared: Service) -> None:
+    assert shared.health() == {
         "status": "ok",
         "message": "ok",
-        "pid": service.process.pid,
+        "pid": shared.process.pid,
         "name": "{{ cookiecutter.project_slug }}",
         "version": __version__,
     }
 
 
-def test_hello_endpoint_answers_with_the_configured_message(service: Service) -> None:
-    assert service.health("/hello") == {"hello": "ok"}
+def test_hello_endpoint_answers_with_the_configured_message(shared: Service) -> None:
+    assert shared.health("/hello") == {"hello": "ok"}
 
 
-def test_version_prints_the_name_and_the_version_of_debian_changelog() -> None:
+def test_version_prints_the_name_and_the_version_of_debian_changelog(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     changelog = (PROJECT / "debian/changelog").read_text(encoding="utf-8")
     version = re.match(r"[^ ]+ \(([^)]+)\)", changelog).group(1)  # type: ignore[union-attr]
-    result = run_daemon("--version")
-    assert (result.returncode, result.stdout) == (0, f"{{ cookiecutter.project_slug }} {version}\n")
+    with pytest.raises(SystemExit) as done:
+        daemon.main(["--version"])
+    assert (done.value.code, capsys.readouterr().out) == (0, f"{{ cookiecutter.project_slug }} {version}\n")
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="this host has no IPv6")
@@ -153,7 +159,7 @@ def still_open(conn: socket.socket) -> bool:
 
 
 def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(tmp_path: Path) -> None:
-    service = Service(tmp_path, deadline=1.0)
+    service = Service(tmp_path, deadline=0.5)
     try:
         with socket.create_connection(("127.0.0.1", service.port)) as slow:
             slow.sendall(b"G")
@@ -161,7 +167,7 @@ def test_a_slow_client_delays_no_other_and_is_closed_at_its_deadline(tmp_path: P
             assert still_open(slow), "/health was answered only once the slow client's time was up"
             slow.settimeout(3)
             assert slow.recv(100) == b""
-        wait_for(lambda: "request not complete within 1.0 s" in service.read_log())
+        wait_for(lambda: "request not complete within 0.5 s" in service.read_log())
     finally:
         service.process.terminate()
         assert service.process.wait(timeout=5) == 0
@@ -185,12 +191,12 @@ def test_sigterm_lets_a_request_in_progress_finish_and_drops_idle_clients(servic
     assert service.process.wait(timeout=5) == 0
 
 
-def test_a_storm_of_hup_and_usr1_leaves_the_daemon_serving(service: Service) -> None:
+def test_a_storm_of_hup_and_usr1_leaves_the_daemon_serving(shared: Service) -> None:
     for _ in range(1000):
-        service.signal(signal.SIGHUP)
-        service.signal(signal.SIGUSR1)
-    assert service.health()["pid"] == service.process.pid
-    assert service.process.poll() is None
+        shared.signal(signal.SIGHUP)
+        shared.signal(signal.SIGUSR1)
+    assert shared.health()["pid"] == shared.process.pid
+    assert shared.process.poll() is None
 
 
 def test_drain_empties_the_wake_up_pipe_whatever_its_length() -> None:
@@ -232,9 +238,9 @@ def test_a_low_open_file_limit_lowers_the_cap_so_accept_never_fails(tmp_path: Pa
         assert process.wait(timeout=10) == 0
 
 
-def test_unknown_path_is_404(service: Service) -> None:
+def test_unknown_path_is_404(shared: Service) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"http://127.0.0.1:{service.port}/nope", timeout=5)
+        urllib.request.urlopen(f"http://127.0.0.1:{shared.port}/nope", timeout=5)
     assert err.value.code == 404
 
 
@@ -408,15 +414,14 @@ def test_bad_config_exits_one_with_a_message(
         assert message in capsys.readouterr().err
 
 
-def test_missing_config_exits_one_naming_the_file(tmp_path: Path) -> None:
+def test_missing_config_exits_one_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.conf"
-    result = run_daemon("--config", str(missing))
-    assert result.returncode == 1
-    assert str(missing) in result.stderr
+    assert daemon.main(["--config", str(missing)]) == 1
+    assert str(missing) in capsys.readouterr().err
 
 
-def test_good_config_checks_clean(tmp_path: Path) -> None:
+def test_good_config_checks_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "good.conf"
     write_config(config, tmp_path / "x.log")
-    result = run_daemon("--config", str(config), "--check-config")
-    assert (result.returncode, result.stderr) == (0, "")
+    assert daemon.main(["--config", str(config), "--check-config"]) == 0
+    assert capsys.readouterr() == ("", "")

@@ -12,8 +12,12 @@ setup_file() {
 	# a normal user's shell does not.
 	export PATH=$PATH:/usr/sbin:/sbin
 	export ROOT=$BATS_FILE_TMPDIR/root
-	cp -R "$BATS_TEST_DIRNAME/../.." "$BATS_FILE_TMPDIR/project"
-	rm -rf "$BATS_FILE_TMPDIR/project/build" "$BATS_FILE_TMPDIR/project/.venv"
+	# The sources only: make install builds anew here, and pytest, running beside this file,
+	# writes its caches meanwhile.
+	mkdir "$BATS_FILE_TMPDIR/project"
+	tar -C "$BATS_TEST_DIRNAME/../.." --exclude=./build --exclude=./dist --exclude=./.venv \
+		--exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache -cf - . |
+		tar -xf - -C "$BATS_FILE_TMPDIR/project"
 	make -s -C "$BATS_FILE_TMPDIR/project" install prefix="$ROOT/usr" sysconfdir="$ROOT/etc" \
 		localstatedir="$ROOT/var" runstatedir="$ROOT/run" >/dev/null
 	# The service user, an identity fixed at generation, does not exist here: the installed

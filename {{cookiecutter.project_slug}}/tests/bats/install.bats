@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# `make install` into a DESTDIR: the FHS layout, modes, and a clean uninstall.
+# `make install` into a DESTDIR: the FHS layout, modes, and a clean uninstall. One install,
+# the packages' way, serves every test that only reads it.
 
 bats_require_minimum_version 1.5.0
 bats_load_library bats-support
@@ -8,16 +9,19 @@ bats_load_library bats-assert
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.." || return 1
 	export PROJECT=$PWD
+	export INSTALLED=$BATS_FILE_TMPDIR/root
+	make -s install DESTDIR="$INSTALLED" prefix=/usr sysconfdir=/etc unitdir=/lib/systemd/system >/dev/null
 }
 
 setup() {
 	cd "$PROJECT" || return 1
-	DEST=$BATS_TEST_TMPDIR/root
+	DEST=$INSTALLED
 }
 
-install_to_dest() {
-	run make -s install DESTDIR="$DEST" prefix=/usr sysconfdir=/etc "$@"
-	assert_success
+# A copy of the install, for a test that changes it.
+own_copy() {
+	DEST=$BATS_TEST_TMPDIR/root
+	cp -a "$INSTALLED" "$DEST"
 }
 
 mode_of() {
@@ -25,7 +29,6 @@ mode_of() {
 }
 
 @test "install lays out the daemon, its code and its configuration" {
-	install_to_dest
 	assert_equal "$(mode_of /usr/sbin/{{ cookiecutter.project_slug }})" 755
 	assert_equal "$(mode_of /usr/lib/{{ cookiecutter.project_slug }}/{{ cookiecutter.package_name }}/daemon.py)" 644
 	assert_equal "$(mode_of /etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf)" 644
@@ -35,22 +38,18 @@ mode_of() {
 }
 {% if cookiecutter.init_system in ["all", "sysv"] %}
 @test "install puts the init script in /etc/init.d, executable" {
-	install_to_dest
 	assert_equal "$(mode_of /etc/init.d/{{ cookiecutter.project_slug }})" 755
 }
 {% endif %}{% if cookiecutter.init_system in ["all", "systemd"] %}
 @test "install puts the unit in unitdir" {
-	install_to_dest unitdir=/lib/systemd/system
 	assert_equal "$(mode_of /lib/systemd/system/{{ cookiecutter.project_slug }}.service)" 644
 }
 {% endif %}{% if cookiecutter.init_system in ["all", "upstart"] %}
 @test "install puts the Upstart job in /etc/init" {
-	install_to_dest
 	assert_equal "$(mode_of /etc/init/{{ cookiecutter.project_slug }}.conf)" 644
 }
 {% endif %}{% if cookiecutter.init_system in ["all", "daemontools"] %}
 @test "install puts the run script in /etc/sv, executable" {
-	install_to_dest
 	assert_equal "$(mode_of /etc/sv/{{ cookiecutter.project_slug }}/run)" 755
 }
 {% endif %}{% if cookiecutter.init_system in ["all", "supervisord"] %}
@@ -60,7 +59,6 @@ mode_of() {
 }
 {% endif %}
 @test "installed files carry the install paths, never the build tree's" {
-	install_to_dest
 	run grep -rlF "$PROJECT" "$DEST"
 	assert_failure 1
 	run grep -rl '@[A-Za-z_]*@' "$DEST"
@@ -68,6 +66,7 @@ mode_of() {
 }
 
 @test "prefix moves the code but not /etc" {
+	DEST=$BATS_TEST_TMPDIR/root
 	run make -s install DESTDIR="$DEST" prefix=/opt/x
 	assert_success
 	assert [ -x "$DEST/opt/x/sbin/{{ cookiecutter.project_slug }}" ]
@@ -77,18 +76,17 @@ mode_of() {
 }
 
 @test "the installed launcher finds its code and checks a config" {
-	install_to_dest
-	config=$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf
+	config=$BATS_TEST_TMPDIR/{{ cookiecutter.project_slug }}.conf
 	# The log directory is made on the target host, by the package or the first start.
-	sed -i 's|^log_file = .*|log_file = -|' "$config"
+	sed 's|^log_file = .*|log_file = -|' "$DEST/etc/{{ cookiecutter.project_slug }}/{{ cookiecutter.project_slug }}.conf" >"$config"
 	run "$DEST/usr/sbin/{{ cookiecutter.project_slug }}" --config "$config" --check-config
 	assert_success
 	assert_output ''
 }
 
 @test "uninstall removes the program and keeps the configuration" {
-	install_to_dest
-	run make -s uninstall DESTDIR="$DEST" prefix=/usr sysconfdir=/etc
+	own_copy
+	run make -s uninstall DESTDIR="$DEST" prefix=/usr sysconfdir=/etc unitdir=/lib/systemd/system
 	assert_success
 	assert [ ! -e "$DEST/usr/sbin/{{ cookiecutter.project_slug }}" ]
 	assert [ ! -e "$DEST/usr/lib/{{ cookiecutter.project_slug }}" ]
