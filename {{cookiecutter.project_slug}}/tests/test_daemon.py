@@ -331,6 +331,33 @@ def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
             svc.process.wait()
 
 
+@pytest.mark.parametrize("watched", [True, False], ids=["own-pid", "other-pid"])
+def test_idle_loop_pings_the_watchdog_only_when_it_is_the_watched_pid(tmp_path: Path, watched: bool) -> None:
+    address = str(tmp_path / "notify")
+    # WatchdogSec=0.2: a ping every 0.1 s, from an idle loop that nothing else wakes.
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+    if not watched:
+        env["WATCHDOG_PID"] = "1"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        svc = Service(tmp_path, env=env)
+        try:
+            listener.settimeout(5)
+            assert listener.recv(64) == b"READY=1"
+            pings = 0
+            deadline = time.monotonic() + 0.55
+            listener.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    pings += listener.recv(64) == b"WATCHDOG=1"
+                except socket.timeout:  # TimeoutError on 3.10+; the daemon runs on 3.9 too
+                    pass
+            assert pings >= 4 if watched else pings == 0
+        finally:
+            svc.process.kill()
+            svc.process.wait()
+
+
 def test_stop_succeeds_after_the_notify_socket_went_away(tmp_path: Path) -> None:
     # start-stop-daemon --notify-await removes its socket once it has READY=1.
     address = tmp_path / "notify"

@@ -53,6 +53,16 @@ def notify(state: str) -> None:
             log.debug("cannot notify %s: %s", address, err)
 
 
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings: half of systemd's WatchdogSec= (WATCHDOG_USEC), when
+    the watchdog watches this process; None when no watchdog is set."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", str(os.getpid()))
+    if not usec.isdigit() or int(usec) == 0 or pid != str(os.getpid()):
+        return None
+    return int(usec) / 2e6
+
+
 def inherited_socket() -> socket.socket | None:
     """The listening socket that systemd passed (LISTEN_FDS), so restarts refuse nothing."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
@@ -199,6 +209,8 @@ class Daemon:
         self.accepting = False
         self.stopping = False
         self.at_cap = Throttle()
+        self.watchdog = watchdog_interval()
+        self.next_ping = 0.0
 
     def handle_signal(self, signum: int, _frame: object) -> None:
         self.pending.add(signum)
@@ -314,6 +326,17 @@ class Daemon:
             elif signum == signal.SIGUSR1:
                 self.reopen_log()
 
+    def feed_watchdog(self) -> float | None:
+        """WATCHDOG=1 when one is due, from the main loop itself, so that systemd restarts a loop
+        that hangs; returns the seconds until the next one (None: no watchdog)."""
+        if self.watchdog is None:
+            return None
+        now = time.monotonic()
+        if now >= self.next_ping:
+            notify("WATCHDOG=1")
+            self.next_ping = now + self.watchdog
+        return self.next_ping - now
+
     def run(self) -> int:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write)
@@ -325,6 +348,9 @@ class Daemon:
         notify("READY=1")
         timeout = None
         while not self.stopping or self.connections:
+            ping = self.feed_watchdog()
+            if ping is not None:
+                timeout = ping if timeout is None else min(timeout, ping)
             for key, events in self.selector.select(timeout):
                 if key.data is None:
                     drain(wake_read)
