@@ -6,8 +6,9 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import harness
 from harness import Sandbox
@@ -95,6 +96,33 @@ def client_loop(sandbox: Sandbox, port: int = PORT) -> Iterator[Load]:
     output = loop.log.read_text()
     assert status == 0, output[-2000:]
     vars(load).update(json.loads(output.splitlines()[-1]))
+
+
+def restarts_and_an_upgrade(
+    sandbox: Sandbox, restart: Callable[[], object], v2: Path, restart_after_upgrade: bool
+) -> tuple[Load, Load]:
+    """RELIABILITY.md S7: the client loop during 10 restart() calls, then during the upgrade to
+    the v2 .deb (and a restart() after it, where the package itself does not restart)."""
+    with client_loop(sandbox) as restarts:
+        for _ in range(10):
+            restart()
+    with client_loop(sandbox) as upgrade:
+        result = sandbox.install_deb(v2)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        if restart_after_upgrade:
+            restart()
+    return restarts, upgrade
+
+
+def restart_in_place(sandbox: Sandbox, pid: int, send_usr2: Callable[[], object]) -> None:
+    """USR2 to the daemon `pid` by send_usr2(), then wait for its new image's ready line."""
+    readies = len(log_lines(sandbox, rf" ready: .*, pid {pid}$"))
+    send_usr2()
+    harness.wait_until(
+        lambda: len(log_lines(sandbox, rf" ready: .*, pid {pid}$")) > readies,
+        15.0,
+        what="the restart in place",
+    )
 
 
 def health(sandbox: Sandbox) -> dict[str, object]:

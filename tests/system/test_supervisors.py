@@ -26,7 +26,15 @@ import harness
 import pytest
 import upstart
 from harness import Supervisor, SysvRoot
-from service import CONFIG, assert_unprivileged, client_loop, health, log_lines, set_message
+from service import (
+    CONFIG,
+    assert_unprivileged,
+    health,
+    log_lines,
+    restart_in_place,
+    restarts_and_an_upgrade,
+    set_message,
+)
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -173,18 +181,12 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert supervisor.pid() == pid
 
 
-def restart_in_place(root: SysvRoot, supervisor: Supervisor, kind: str) -> None:
-    """USR2 (`sv 2`; daemontools' svc has none: kill), then wait for the new image's ready line."""
-    pid = supervisor.pid()
-    assert pid is not None
-    readies = len(log_lines(root, rf" ready: .*, pid {pid}$"))
+def usr2(root: SysvRoot, supervisor: Supervisor, kind: str, pid: int) -> None:
+    """`sv 2`; daemontools' svc has no USR2: kill."""
     if kind == "runit":
         assert supervisor.ctl("2").returncode == 0
     else:
         root.kill(pid, signal.SIGUSR2)
-    harness.wait_until(
-        lambda: len(log_lines(root, rf" ready: .*, pid {pid}$")) > readies, 15.0, what="the restart in place"
-    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -198,13 +200,12 @@ def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fai
     root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# the supervisor runs it\nexit 101\n", 0o755)
     stops = len(log_lines(root, r" stopping on "))  # the init script's instance, by the fixture
     supervisor, pid = start(supervised, root, kind)
-    with client_loop(root) as restarts:
-        for _ in range(10):
-            restart_in_place(root, supervisor, kind)
-    with client_loop(root) as upgrade:
-        result = root.install_deb(service_debs.v2)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        restart_in_place(root, supervisor, kind)
+    restarts, upgrade = restarts_and_an_upgrade(
+        root,
+        lambda: restart_in_place(root, pid, lambda: usr2(root, supervisor, kind, pid)),
+        service_debs.v2,
+        True,
+    )
     print(f"FIGURE: S7 {kind}, 10 restarts: {restarts}")
     print(f"FIGURE: S7 {kind}, upgrade 0.1.0 -> 0.2.0: {upgrade}")
     assert (restarts.failures, upgrade.failures) == ([], [])

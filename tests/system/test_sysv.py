@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Spawned, SysvRoot
-from service import HOLD_PORT, client_loop, log_lines
+from service import HOLD_PORT, log_lines, restarts_and_an_upgrade
 from support import require_tool
 
 if TYPE_CHECKING:
@@ -450,19 +450,20 @@ def test_S6_stop_leaves_a_root_process_named_in_the_pidfile_running(service: Ser
     assert alive(service.root, victim.pid), "stop killed a root process named in the pidfile"
 
 
+def restart(service: Service) -> None:
+    result = service.init("restart")
+    assert result.returncode == 0, result
+
+
 def test_S7_ten_restarts_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
     service: Service, service_debs: ServiceDebs
 ) -> None:
     """`restart` restarts in place (USR2), and so does the upgrade: debhelper's postinst runs
     `invoke-rc.d my-service restart`."""
     pid = service.running()
-    with client_loop(service.root) as restarts:
-        for _ in range(10):
-            result = service.init("restart")
-            assert result.returncode == 0, result
-    with client_loop(service.root) as upgrade:
-        result = service.root.install_deb(service_debs.v2)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    restarts, upgrade = restarts_and_an_upgrade(
+        service.root, lambda: restart(service), service_debs.v2, False
+    )
     print(f"FIGURE: S7 SysV init, 10 restarts: {restarts}")
     print(f"FIGURE: S7 SysV init, upgrade 0.1.0 -> 0.2.0: {upgrade}")
     assert (restarts.failures, upgrade.failures) == ([], [])
