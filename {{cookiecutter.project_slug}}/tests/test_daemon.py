@@ -551,3 +551,14 @@ def test_usr2_moves_to_the_address_that_the_config_now_names(service: Service) -
     assert service.health()["pid"] == service.process.pid
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old), timeout=5).close()
+
+
+def test_usr2_to_an_address_in_use_serves_on_at_the_old_one(service: Service) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        write_config(service.config, service.log, port=taken.getsockname()[1])
+        service.signal(signal.SIGUSR2)
+        wait_for(lambda: readies(service) == 2)
+    assert f"serving on 127.0.0.1:{service.port}: " in service.read_log()
+    assert service.health()["pid"] == service.process.pid

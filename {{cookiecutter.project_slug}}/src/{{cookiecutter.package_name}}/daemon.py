@@ -229,7 +229,11 @@ class Server:
         # No child of ours may hold the port; a restart in place passes it on by itself.
         self.socket.set_inheritable(False)
         if handed_over:
-            self.rebind(cfg)
+            try:
+                self.rebind(cfg)
+            except OSError as err:  # the old image has let go of it: keep serving there
+                where = f"{cfg.listen} port {cfg.port}"
+                log.error("cannot listen on %s, serving on %s: %s", where, self.address, err)
 
     @property
     def address(self) -> str:
