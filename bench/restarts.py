@@ -107,9 +107,10 @@ def main() -> None:
     table = f"""# Restarts under load (RELIABILITY.md S7)
 
 Measured {when} on {platform.platform()}. A client loop on loopback, one request after the
-other; failures are refused, reset or non-200 requests. Goal: 0 failures, the longest request
-<= 0.5 s with the restart in place. supervisord: not measured yet (its init choice is on another
-branch). Run again with `PATH=.venv/bin:$PATH .venv/bin/python bench/restarts.py` (root).
+other; failures are refused, reset or non-200 requests (a refused one is tried again at once:
+stop + start counts attempts). Goal: 0 failures, the longest request <= 0.5 s with the restart
+in place. supervisord: not measured yet (its init choice is on another branch).
+Run again with `PATH=.venv/bin:$PATH .venv/bin/python bench/restarts.py` (root).
 
 | supervisor, restart | during | requests served | failures | longest request |
 |---|---|---:|---:|---:|
