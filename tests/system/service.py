@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import wait_until
 from sandbox import Sandbox
 
 # The default project's names (cookiecutter.json's defaults) and where its package puts things.
@@ -42,6 +47,100 @@ def install(sandbox: Sandbox, deb: Path) -> None:
     """`apt-get install` the .deb inside, as a user would; it must succeed."""
     result = sandbox.install_deb(deb)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+# `python3 -I -c CLIENT_LOOP PORT STOPFILE`: GET /health on loopback, one request after the
+# other, until STOPFILE exists (300 s at most); prints "started" after the first answer, and
+# last a JSON line of figures (see Load).
+CLIENT_LOOP = """\
+import json, os, socket, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+figures = {"served": 0, "failures": [], "longest": 0.0, "pids": [], "versions": []}
+deadline = time.monotonic() + 300
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    began = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.0\\r\\n\\r\\n")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+    except OSError as err:
+        figures["failures"].append(repr(err))
+        continue
+    figures["longest"] = max(figures["longest"], time.monotonic() - began)
+    if not reply.startswith(b"HTTP/1.0 200 "):
+        figures["failures"].append(reply[:80].decode("latin-1"))
+        continue
+    figures["served"] += 1
+    document = json.loads(reply.split(b"\\r\\n\\r\\n", 1)[1])
+    for key, value in (("pids", document["pid"]), ("versions", document["version"])):
+        if value not in figures[key]:
+            figures[key].append(value)
+    if figures["served"] == 1:
+        print("started", flush=True)
+print(json.dumps(figures), flush=True)
+"""
+
+
+@dataclass
+class Load:
+    """What CLIENT_LOOP saw: requests answered 200, the others (refused, reset, timed out, or
+    another status), the longest request in seconds, and the pids and versions that answered."""
+
+    served: int = 0
+    failures: list[str] = field(default_factory=list)
+    longest: float = 0.0
+    pids: list[int] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.served} requests served, {len(self.failures)} failed, longest {self.longest:.3f} s"
+
+
+@contextlib.contextmanager
+def client_loop(sandbox: Sandbox, port: int = PORT) -> Iterator[Load]:
+    """CLIENT_LOOP inside `sandbox` while the block runs (it has been answered once when the
+    block starts); the Load is filled in when the block ends."""
+    stop = f"/var/tmp/client-loop-{time.monotonic_ns()}.stop"
+    loop = sandbox.spawn(["python3", "-I", "-c", CLIENT_LOOP, str(port), stop])
+    load = Load()
+    try:
+        wait_until(lambda: "started" in loop.log.read_text(), 10.0, what="the client loop")
+        yield load
+    finally:
+        sandbox.write_file(stop, "")
+        status = loop.wait(timeout=30.0)
+    output = loop.log.read_text()
+    assert status == 0, output[-2000:]
+    vars(load).update(json.loads(output.splitlines()[-1]))
+
+
+def restarts_and_an_upgrade(
+    sandbox: Sandbox, restart: Callable[[], object], v2: Path, restart_after_upgrade: bool
+) -> tuple[Load, Load]:
+    """RELIABILITY.md S7: the client loop during 10 restart() calls, then during the upgrade to
+    the v2 .deb (and a restart() after it, where the package itself does not restart)."""
+    with client_loop(sandbox) as restarts:
+        for _ in range(10):
+            restart()
+    with client_loop(sandbox) as upgrade:
+        result = sandbox.install_deb(v2)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        if restart_after_upgrade:
+            restart()
+    return restarts, upgrade
+
+
+def restart_in_place(sandbox: Sandbox, pid: int, send_usr2: Callable[[], object]) -> None:
+    """USR2 to the daemon `pid` by send_usr2(), then wait for its new image's ready line."""
+    readies = len(log_lines(sandbox, rf" ready: .*, pid {pid}$"))
+    send_usr2()
+    wait_until(
+        lambda: len(log_lines(sandbox, rf" ready: .*, pid {pid}$")) > readies,
+        15.0,
+        what="the restart in place",
+    )
 
 
 def health(sandbox: Sandbox) -> dict[str, object]:

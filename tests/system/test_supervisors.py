@@ -7,7 +7,8 @@ Upstart cannot run on Debian 12: its job's main script block runs under runsv in
 the job's own setuid/setgid/umask stanzas, and the test names say so.
 
 Rows: S1 (kill -9 -> a new pid within RestartSec + 2 s), S3 (stop: SIGTERM, exit 0, no KILL),
-S4 (HUP: reload, or keep the old config), C5 (HUP with a log file that a start cannot use: the
+S4 (HUP: reload, or keep the old config), S7 (restarts in place and an upgrade under a client
+loop: nothing refused, reset or failed), C5 (HUP with a log file that a start cannot use: the
 running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
 removed but not purged. Under supervisord (a root of its own flavour, with the supervisor
@@ -42,6 +43,8 @@ from service import (
     health,
     install,
     log_lines,
+    restart_in_place,
+    restarts_and_an_upgrade,
     set_message,
 )
 from supervisors import Supervisor
@@ -186,6 +189,39 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert len(errors) == 1
     assert health(root).items() >= {"status": "ok", "message": f"reloaded under {kind}", "pid": pid}.items()
     assert supervisor.pid() == pid
+
+
+def usr2(root: SysvRoot, supervisor: Supervisor, kind: str, pid: int) -> None:
+    """`sv 2`; daemontools' svc has no USR2: kill."""
+    if kind == "runit":
+        assert supervisor.ctl("2").returncode == 0
+    else:
+        root.kill(pid, signal.SIGUSR2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, service_debs: ServiceDebs
+) -> None:
+    """The upgrade: apt-get installs 0.2.0, then the admin restarts the service in place. The
+    supervisor runs the service, so policy-rc.d keeps postinst's invoke-rc.d from starting the
+    init script's instance beside it."""
+    root = installed
+    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# the supervisor runs it\nexit 101\n", 0o755)
+    stops = len(log_lines(root, r" stopping on "))  # the init script's instance, by the fixture
+    supervisor, pid = start(supervised, root, kind)
+    restarts, upgrade = restarts_and_an_upgrade(
+        root,
+        lambda: restart_in_place(root, pid, lambda: usr2(root, supervisor, kind, pid)),
+        service_debs.v2,
+        True,
+    )
+    print(f"FIGURE: S7 {kind}, 10 restarts: {restarts}")
+    print(f"FIGURE: S7 {kind}, upgrade 0.1.0 -> 0.2.0: {upgrade}")
+    assert (restarts.failures, upgrade.failures) == ([], [])
+    assert restarts.pids == upgrade.pids == [pid] and supervisor.pid() == pid
+    assert len(log_lines(root, r" INFO restarting in place: ")) == 11
+    assert len(log_lines(root, r" stopping on ")) == stops
 
 
 # log_file values that load but that a start cannot use, and what the daemon says of each.

@@ -9,7 +9,7 @@ the old config), S5 (Type=notify: init fails -> `systemctl start` fails), S6 (no
 forged MAINPID= is refused), V1 (not root, no capabilities, also after reload), V3 (what the
 service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing), C5 (a config
 that a start would reject: reload refuses it, the daemon serves on); and that the unit's IP
-firewall acts in the container. S7 (socket activation) is not covered here.
+firewall acts in the container; S8 (a frozen main loop -> the watchdog restarts it).
 """
 
 from __future__ import annotations
@@ -147,6 +147,25 @@ def test_S1_kill_9_main_pid_then_a_new_pid_within_restart_sec_plus_2_s(service: 
     print(
         f"FIGURE: S1 systemd: new MainPID {forked:.2f} s after kill -9, active (READY=1) after {ready:.2f} s"
     )
+
+
+def test_S8_frozen_main_loop_is_restarted_by_the_watchdog_within_watchdog_sec_plus_2_s(
+    service: Service,
+) -> None:
+    unit = service
+    assert unit.show("WatchdogUSec")["WatchdogUSec"] == "10s"
+    first = unit.main_pid()
+    unit.container.kill(first, signal.SIGSTOP)
+    frozen = time.monotonic()
+    second = wait_until(
+        lambda: (pid := unit.main_pid()) not in (0, first) and pid, 10.0 + 2.0, what="a new pid"
+    )
+    assert unit.wait_active() == second
+    restarted = time.monotonic() - frozen
+    assert restarted <= 10.0 + 2.0, f"active again {restarted:.2f} s after SIGSTOP"
+    assert unit.health()["pid"] == second
+    assert unit.wait_journal(r"Watchdog timeout")
+    print(f"FIGURE: S8 systemd: frozen main loop replaced, active again after {restarted:.2f} s")
 
 
 def test_S2_bad_config_fails_the_unit_after_start_limit_burst_with_a_clear_journal_line(

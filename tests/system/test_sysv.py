@@ -44,6 +44,8 @@ from service import (
     USER,
     health,
     install,
+    log_lines,
+    restarts_and_an_upgrade,
     user_ids,
 )
 from support import require_tool
@@ -200,10 +202,12 @@ def test_L6_every_lsb_action_is_implemented_so_none_exits_3(service: Service) ->
         result = service.init(action)
         assert result.returncode == 0, (action, result)
         assert "Usage" not in result.stdout + result.stderr
-    restarted = service.running()
-    assert restarted != pid, "try-restart and restart must start a new daemon"
+    assert service.running() == pid, "restart, try-restart and force-reload restart in place"
+    assert len(log_lines(service.root, r" INFO restarting in place: ")) == 3
     assert service.init("stop").returncode == 0
     assert not service.root.pids_of(NAME)
+    assert service.init("restart").returncode == 0, "restart of a stopped service starts it"
+    assert service.running() != pid
 
 
 def test_L7_stop_after_remove_without_purge_exits_0(service: Service) -> None:
@@ -445,6 +449,30 @@ def test_S6_stop_leaves_a_root_process_named_in_the_pidfile_running(service: Ser
     result = service.init("stop")
     assert result.returncode == 0, result
     assert alive(service.root, victim.pid), "stop killed a root process named in the pidfile"
+
+
+def restart(service: Service) -> None:
+    result = service.init("restart")
+    assert result.returncode == 0, result
+
+
+def test_S7_ten_restarts_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    service: Service, service_debs: ServiceDebs
+) -> None:
+    """`restart` restarts in place (USR2), and so does the upgrade: debhelper's postinst runs
+    `invoke-rc.d my-service restart`."""
+    pid = service.running()
+    restarts, upgrade = restarts_and_an_upgrade(
+        service.root, lambda: restart(service), service_debs.v2, False
+    )
+    print(f"FIGURE: S7 SysV init, 10 restarts: {restarts}")
+    print(f"FIGURE: S7 SysV init, upgrade 0.1.0 -> 0.2.0: {upgrade}")
+    assert (restarts.failures, upgrade.failures) == ([], [])
+    assert restarts.pids == upgrade.pids == [pid] and service.running() == pid
+    # 0.2.0 differs from 0.1.0 in its changelog only: the new image shows in the log.
+    assert len(log_lines(service.root, r" INFO restarting in place: ")) == 11
+    assert len(log_lines(service.root, rf" INFO ready: .*, pid {pid}$")) == 12
+    assert not log_lines(service.root, r" stopping on ")
 
 
 # --------------------------------------------------------------------------- privileges

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -337,6 +338,33 @@ def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
             svc.process.wait()
 
 
+@pytest.mark.parametrize("watched", [True, False], ids=["own-pid", "other-pid"])
+def test_idle_loop_pings_the_watchdog_only_when_it_is_the_watched_pid(tmp_path: Path, watched: bool) -> None:
+    address = str(tmp_path / "notify")
+    # WatchdogSec=0.2: a ping every 0.1 s, from an idle loop that nothing else wakes.
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+    if not watched:
+        env["WATCHDOG_PID"] = "1"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        svc = Service(tmp_path, env=env)
+        try:
+            listener.settimeout(5)
+            assert listener.recv(64) == b"READY=1"
+            pings = 0
+            deadline = time.monotonic() + 0.55
+            listener.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    pings += listener.recv(64) == b"WATCHDOG=1"
+                except socket.timeout:  # TimeoutError on 3.10+; the daemon runs on 3.9 too
+                    pass
+            assert pings >= 4 if watched else pings == 0
+        finally:
+            svc.process.kill()
+            svc.process.wait()
+
+
 def test_stop_succeeds_after_the_notify_socket_went_away(tmp_path: Path) -> None:
     # start-stop-daemon --notify-await removes its socket once it has READY=1.
     address = tmp_path / "notify"
@@ -425,3 +453,117 @@ def test_good_config_checks_clean(tmp_path: Path, capsys: pytest.CaptureFixture[
     write_config(config, tmp_path / "x.log")
     assert daemon.main(["--config", str(config), "--check-config"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+class ClientLoop(threading.Thread):
+    """GET /health on loopback, one request after another, as long as the test runs."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.done = threading.Event()
+        self.served = 0
+        self.pids: set[int] = set()
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                    reply = get_over(sock)
+            except OSError as err:
+                self.failures.append(repr(err))
+                continue
+            if not reply.startswith(b"HTTP/1.0 200 "):
+                self.failures.append(repr(reply[:40]))
+                continue
+            self.served += 1
+            self.pids.add(json.loads(reply.split(b"\r\n\r\n", 1)[1])["pid"])
+
+    def __enter__(self) -> ClientLoop:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
+def readies(service: Service) -> int:
+    return service.read_log().count("ready: listening on")
+
+
+def test_usr2_restarts_in_place_with_the_same_pid_and_socket_and_fails_no_client(tmp_path: Path) -> None:
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(5)
+        svc = Service(tmp_path, env={"NOTIFY_SOCKET": address})
+        try:
+            with ClientLoop(svc.port) as client:
+                for restart in range(1, 4):
+                    write_config(svc.config, svc.log, message=f"v{restart}", port=svc.port)
+                    svc.signal(signal.SIGUSR2)
+                    wait_for(lambda n=restart + 1: readies(svc) == n)
+                    # The new image has read the config afresh, with no HUP.
+                    assert svc.health()["message"] == f"v{restart}"
+            assert (client.failures, client.pids) == ([], {svc.process.pid})
+            assert client.served > 0
+            messages = [listener.recv(64) for _ in range(7)]
+            assert messages == [b"READY=1"] + [b"RELOADING=1", b"READY=1"] * 3
+            svc.signal(signal.SIGTERM)
+            assert svc.process.wait(timeout=5) == 0
+        finally:
+            svc.process.kill()
+            svc.process.wait()
+
+
+def test_usr2_with_a_broken_config_keeps_the_old_image_serving(service: Service) -> None:
+    service.config.write_text("[service]\nport = not-a-number\n", encoding="utf-8")
+    service.signal(signal.SIGUSR2)
+    wait_for(lambda: "restart failed, serving on with the running image" in service.read_log())
+    assert "port" in service.read_log().splitlines()[-1]
+    assert service.health()["message"] == "ok"
+    assert (readies(service), service.process.poll()) == (1, None)
+
+
+def test_usr2_finishes_requests_first_ignores_a_second_usr2_and_yields_to_sigterm(service: Service) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as busy:
+        busy.sendall(b"GET /health HTTP/1.0\r\n")
+        service.health()  # answered after busy's first line: the daemon has read it
+        service.signal(signal.SIGUSR2)
+        wait_for(lambda: "restarting in place once 1 connections are done" in service.read_log())
+        service.signal(signal.SIGUSR2)
+        wait_for(lambda: "USR2 ignored" in service.read_log())
+        service.signal(signal.SIGTERM)
+        wait_for(lambda: "stopping on SIGTERM" in service.read_log())
+        busy.sendall(b"\r\n")
+        reply = get_over(busy)
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert service.process.wait(timeout=5) == 0
+    assert readies(service) == 1
+
+
+def test_usr2_moves_to_the_address_that_the_config_now_names(service: Service) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    old = service.port
+    write_config(service.config, service.log, port=port)
+    service.signal(signal.SIGUSR2)
+    wait_for(lambda: readies(service) == 2)
+    service.port = port
+    assert service.health()["pid"] == service.process.pid
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", old), timeout=5).close()
+
+
+def test_usr2_to_an_address_in_use_serves_on_at_the_old_one(service: Service) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        write_config(service.config, service.log, port=taken.getsockname()[1])
+        service.signal(signal.SIGUSR2)
+        wait_for(lambda: readies(service) == 2)
+    assert f"serving on 127.0.0.1:{service.port}: " in service.read_log()
+    assert service.health()["pid"] == service.process.pid

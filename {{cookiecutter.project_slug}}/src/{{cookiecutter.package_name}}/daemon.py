@@ -4,7 +4,9 @@ Signals only set flags; the main loop acts on them between requests, so a reques
 progress always completes:
 - TERM (or INT): take no new client, answer those that have sent a request, exit 0;
 - HUP: re-read the config file; a broken one is logged and the old one kept;
-- USR1: reopen the log file (after logrotate has moved it).
+- USR1: reopen the log file (after logrotate has moved it);
+- USR2: restart in place (see Daemon.reexec): the same pid and listening socket, the
+  program and config as they are on disk now.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import resource
@@ -35,6 +38,13 @@ def connection_cap(most: int = 512) -> int:
 
 
 MAX_CONNECTIONS = connection_cap()
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# LISTEN_FDNAMES of the socket that a restart in place hands to the new image: ours to
+# rebind, unlike systemd's.
+HANDOVER = "reexec"
+# Restarts in place of this process so far, in its environment: /proc/PID/environ shows the
+# init script that one has happened.
+GENERATION = "REEXEC_GENERATION"
 
 
 def notify(state: str) -> None:
@@ -53,6 +63,16 @@ def notify(state: str) -> None:
             log.debug("cannot notify %s: %s", address, err)
 
 
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings: half of systemd's WatchdogSec= (WATCHDOG_USEC), when
+    the watchdog watches this process; None when no watchdog is set."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", str(os.getpid()))
+    if not usec.isdigit() or int(usec) == 0 or pid != str(os.getpid()):
+        return None
+    return int(usec) / 2e6
+
+
 def inherited_socket() -> socket.socket | None:
     """The listening socket that systemd passed (LISTEN_FDS), so restarts refuse nothing."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
@@ -64,6 +84,45 @@ def inherited_socket() -> socket.socket | None:
         raise OSError(f"the socket that systemd passed is not a stream socket: {sock.type!r}")
     sock.setblocking(False)
     return sock
+
+
+def own_command() -> tuple[str, list[str]]:
+    """The program and the arguments that started this process, to run them again. A
+    launcher script runs as itself: its #! line gives the interpreter and its options, and
+    the kernel names the process after it, as start-stop-daemon --name expects."""
+    if os.path.isfile(sys.argv[0]) and os.access(sys.argv[0], os.X_OK):
+        return sys.argv[0], sys.argv
+    # sys.orig_argv is 3.10+; the daemon runs on 3.9 too.
+    with open("/proc/self/cmdline", "rb") as handle:
+        return sys.executable, [os.fsdecode(arg) for arg in handle.read().split(b"\0")[:-1]]
+
+
+class ImageCheck:
+    """`--check-config` of the program that a restart would run, in a child: the loop
+    serves on meanwhile, and learns of its end through a pidfd (it selects as one)."""
+
+    def __init__(self, program: str, argv: list[str]) -> None:
+        self.output, write = os.pipe2(os.O_CLOEXEC)
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, write, 2)]
+            self.pid = os.posix_spawn(program, [*argv, "--check-config"], os.environ, file_actions=actions)
+        except OSError:
+            os.close(self.output)
+            raise
+        finally:
+            os.close(write)
+        self.pidfd = os.pidfd_open(self.pid)
+
+    def fileno(self) -> int:
+        return self.pidfd
+
+    def error(self) -> str:
+        """Once the child has exited: why the check failed, or "" when it passed."""
+        status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        output = os.read(self.output, 4096).decode(errors="replace").strip()
+        os.close(self.output)
+        os.close(self.pidfd)
+        return "" if status == 0 else output or f"exit status {status}"
 
 
 def drain(fd: int) -> None:
@@ -163,10 +222,18 @@ def peer_name(address: object) -> str:
 class Server:
     """The listening socket of the health endpoint, and the configuration it serves."""
 
-    def __init__(self, cfg: config.Config, sock: socket.socket | None) -> None:
+    def __init__(self, cfg: config.Config, sock: socket.socket | None, handed_over: bool = False) -> None:
         self.cfg = cfg
-        self.inherited = sock is not None
+        self.inherited = sock is not None and not handed_over
         self.socket = sock if sock is not None else health.listener(cfg)
+        # No child of ours may hold the port; a restart in place passes it on by itself.
+        self.socket.set_inheritable(False)
+        if handed_over:
+            try:
+                self.rebind(cfg)
+            except OSError as err:  # the old image has let go of it: keep serving there
+                where = f"{cfg.listen} port {cfg.port}"
+                log.error("cannot listen on %s, serving on %s: %s", where, self.address, err)
 
     @property
     def address(self) -> str:
@@ -177,8 +244,8 @@ class Server:
         """Listen on the new address first, then let go of the old one."""
         if self.inherited:
             return
-        port = self.socket.getsockname()[1]
-        if cfg.listen == self.cfg.listen and cfg.port in (self.cfg.port, port):
+        host, port = self.socket.getsockname()[:2]
+        if ipaddress.ip_address(host) == ipaddress.ip_address(cfg.listen) and cfg.port in (0, port):
             return
         new = health.listener(cfg)
         self.socket.close()
@@ -193,12 +260,17 @@ class Daemon:
     def __init__(self, config_path: str, cfg: config.Config) -> None:
         self.config_path = config_path
         self.pending: set[int] = set()
-        self.server = Server(cfg, inherited_socket())
+        handed_over = os.environ.get("LISTEN_FDNAMES") == HANDOVER
+        self.server = Server(cfg, inherited_socket(), handed_over)
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, health.Connection] = {}  # by fd, oldest first
         self.accepting = False
         self.stopping = False
+        self.check: ImageCheck | None = None
+        self.draining = False  # for a restart in place
         self.at_cap = Throttle()
+        self.watchdog = watchdog_interval()
+        self.next_ping = 0.0
 
     def handle_signal(self, signum: int, _frame: object) -> None:
         self.pending.add(signum)
@@ -248,7 +320,7 @@ class Daemon:
             log.info("%s: %s", conn.peer, error)
         else:
             log.info("%s %r %d", conn.peer, conn.request_line, conn.status)
-        if not self.stopping:
+        if not (self.stopping or self.draining):
             self.listen(True)
 
     def expire(self) -> float | None:
@@ -265,6 +337,7 @@ class Daemon:
         notify("STOPPING=1")
         log.info("stopping on %s", signal.Signals(signum).name)
         self.stopping = True
+        self.draining = False
         self.listen(False)
         self.server.socket.close()
         for conn in list(self.connections.values()):
@@ -313,23 +386,97 @@ class Daemon:
                 self.reload()
             elif signum == signal.SIGUSR1:
                 self.reopen_log()
+            elif signum == signal.SIGUSR2:
+                self.restart()
+
+    def restart(self) -> None:
+        """Check the program and config on disk first, in a child: a broken upgrade must
+        not take the service down. The restart goes on in checked() and reexec()."""
+        if self.stopping or self.check is not None or self.draining:
+            log.info("restart in place already under way, or stopping: USR2 ignored")
+            return
+        program, argv = own_command()
+        try:
+            self.check = ImageCheck(program, argv)
+        except OSError as err:
+            log.error("restart failed, serving on with the running image: %s: %s", program, err)
+            return
+        self.selector.register(self.check, selectors.EVENT_READ, self.check)
+
+    def checked(self, check: ImageCheck) -> None:
+        """Take no new client, and once the others are served, reexec(); the kernel queues
+        new clients in the listening socket's backlog meanwhile."""
+        self.check = None
+        self.selector.unregister(check)
+        error = check.error()
+        if self.stopping:
+            return
+        if error:
+            log.error("restart failed, serving on with the running image: %s", error)
+            return
+        log.info("restarting in place once %d connections are done", len(self.connections))
+        self.draining = True
+        self.listen(False)
+
+    def reexec(self) -> None:
+        """Run the program again in this process: the same pid, so the pidfile and the
+        supervisor see no change, and the same listening socket, passed as LISTEN_FDS."""
+        program, argv = own_command()
+        env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+        env.pop("LISTEN_FDNAMES", None)
+        if not self.server.inherited:
+            env["LISTEN_FDNAMES"] = HANDOVER
+        env[GENERATION] = str(int(os.environ.get(GENERATION, "0")) + 1)
+        log.info("restarting in place: %s", program)
+        notify("RELOADING=1")
+        sys.stderr.flush()
+        # Until the new image handles them: USR2 is ignored, the others wait, blocked.
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS) - {signal.SIGUSR2})
+        os.dup2(self.server.socket.fileno(), 3)
+        os.set_inheritable(3, True)
+        try:
+            os.execve(program, argv, env)
+        except OSError as err:  # what fd 3 was is gone: start afresh, through the supervisor
+            print(f"{NAME}: cannot restart in place: {program}: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    def feed_watchdog(self) -> float | None:
+        """WATCHDOG=1 when one is due, from the main loop itself, so that systemd restarts a loop
+        that hangs; returns the seconds until the next one (None: no watchdog)."""
+        if self.watchdog is None:
+            return None
+        now = time.monotonic()
+        if now >= self.next_ping:
+            notify("WATCHDOG=1")
+            self.next_ping = now + self.watchdog
+        return self.next_ping - now
 
     def run(self) -> int:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        for signum in SIGNALS:
             signal.signal(signum, self.handle_signal)
+        # Blocked by the image before us, if it restarted in place: they come in now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         self.selector.register(wake_read, selectors.EVENT_READ)
         self.listen(True)
         log.info("ready: listening on %s, pid %d", self.server.address, os.getpid())
         notify("READY=1")
         timeout = None
         while not self.stopping or self.connections:
+            if self.draining and not self.connections:
+                self.reexec()
+            ping = self.feed_watchdog()
+            if ping is not None:
+                timeout = ping if timeout is None else min(timeout, ping)
             for key, events in self.selector.select(timeout):
                 if key.data is None:
                     drain(wake_read)
                 elif key.data is self.server:
                     self.accept()
+                elif isinstance(key.data, ImageCheck):
+                    self.checked(key.data)
                 else:
                     self.serve(key.data, events)
             self.handle_signals()

@@ -139,3 +139,19 @@ needs_root() {
 	assert [ ! -e "$PIDFILE" ]
 	run -3 "$INIT" status
 }
+
+@test "restart and force-reload of a running daemon restart it in place; restart of a stopped one starts it" {
+	needs_root
+	run -0 "$INIT" start
+	pid=$(cat "$PIDFILE")
+	run -0 "$INIT" restart
+	run -0 "$INIT" force-reload
+	assert_equal "$(cat "$PIDFILE")" "$pid"
+	# The daemon counts its restarts in place in its environment; the script waited for both.
+	run -0 sh -c "tr '\0' '\n' </proc/$pid/environ"
+	assert_line REEXEC_GENERATION=2
+	run -0 "$INIT" stop
+	run -0 "$INIT" restart
+	run -0 "$INIT" status
+	refute [ "$(cat "$PIDFILE")" = "$pid" ]
+}
