@@ -25,6 +25,7 @@ EXECUTABLE = [
     "bin/" + NAME,
     "init/sysv/" + NAME,
     "init/daemontools/run",
+    "init/systemd/" + NAME + "-generator",
     "deploy/check-health",
     "tests/smoke",
     "debian/rules",

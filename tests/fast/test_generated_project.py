@@ -26,7 +26,11 @@ LAYOUT = {
 INIT_LAYOUT = {
     "sysv": {"etc/init.d/my-service": 0o755},
     "upstart": {"etc/init/my-service.conf": 0o644},
-    "systemd": {"lib/systemd/system/my-service.service": 0o644},
+    "systemd": {
+        "lib/systemd/system/my-service.service": 0o644,
+        "lib/systemd/system/my-service.socket": 0o644,
+        "usr/lib/systemd/system-generators/my-service-generator": 0o755,
+    },
     "daemontools": {"etc/sv/my-service/run": 0o755},
 }
 

@@ -59,7 +59,12 @@ COMMON = {
 PER_INIT = {
     "sysv": {"init/sysv/my-service", "tests/bats/init_script.bats", "debian/my-service.lintian-overrides"},
     "upstart": {"init/upstart/my-service.conf", "debian/my-service.lintian-overrides"},
-    "systemd": {"init/systemd/my-service.service", "tests/smoke"},
+    "systemd": {
+        "init/systemd/my-service.service",
+        "init/systemd/my-service.socket",
+        "init/systemd/my-service-generator",
+        "tests/smoke",
+    },
     "daemontools": {"init/daemontools/run"},
 }
 PER_INIT["all"] = set().union(*PER_INIT.values())
@@ -67,6 +72,7 @@ EXECUTABLES = {
     "bin/my-service",
     "init/sysv/my-service",
     "init/daemontools/run",
+    "init/systemd/my-service-generator",
     "deploy/check-health",
     "tests/smoke",
     "debian/rules",

@@ -146,6 +146,8 @@ def shared_files(built: Built, codedir: str, unitdir: str) -> dict[str, str]:
         files[f"/etc/init/{slug}.conf"] = FILE
     if built.has("systemd"):
         files[f"{unitdir}/{slug}.service"] = FILE
+        files[f"{unitdir}/{slug}.socket"] = FILE
+        files[f"/usr/lib/systemd/system-generators/{slug}-generator"] = EXEC
     if built.has("daemontools"):
         files[f"/etc/sv/{slug}/run"] = EXEC
     return files

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from harness import Sandbox
 
@@ -23,6 +27,61 @@ sock.listen()
 print("listening", flush=True)
 time.sleep(600)
 """
+
+
+# `python3 -I -c POLL PORT STOPFILE`: GET /health, one connection after another, until STOPFILE
+# exists (or 300 s pass); prints what it saw as JSON (RELIABILITY.md S7).
+POLL = """\
+import http.client, json, os, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+seen = {"served": 0, "failures": {}, "longest": 0.0}
+deadline = time.monotonic() + 300
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    start = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health")
+        status = conn.getresponse().status
+        conn.close()
+        outcome = "served" if status == 200 else f"HTTP {status}"
+    except (OSError, http.client.HTTPException) as err:
+        outcome = type(err).__name__
+    seen["longest"] = max(seen["longest"], time.monotonic() - start)
+    if outcome == "served":
+        seen["served"] += 1
+    else:
+        seen["failures"][outcome] = seen["failures"].get(outcome, 0) + 1
+print(json.dumps(seen))
+"""
+
+
+@dataclass
+class Polled:
+    """What a client polling /health saw: requests served, failures by kind, the longest request."""
+
+    served: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    longest: float = 0.0
+
+
+@contextlib.contextmanager
+def polling(sandbox: Sandbox, port: int = PORT) -> Iterator[Polled]:
+    """A client inside the sandbox requests /health without a pause while the block runs; the
+    Polled it yields is filled in when the block ends."""
+    stop = "/run/poll-health.stop"
+    polled = Polled()
+    result: list[str] = []
+    command = ["python3", "-I", "-c", POLL, str(port), stop]
+    client = threading.Thread(target=lambda: result.append(sandbox.run(command, timeout=330).stdout))
+    client.start()
+    try:
+        yield polled
+    finally:
+        sandbox.path(stop).touch()
+        client.join()
+        sandbox.path(stop).unlink()
+    seen = json.loads(result[0])
+    polled.served, polled.failures, polled.longest = seen["served"], seen["failures"], seen["longest"]
 
 
 def health(sandbox: Sandbox) -> dict[str, object]:

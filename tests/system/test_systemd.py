@@ -9,7 +9,8 @@ the old config), S5 (Type=notify: init fails -> `systemctl start` fails), S6 (no
 forged MAINPID= is refused), V1 (not root, no capabilities, also after reload), V3 (what the
 service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing), C5 (a config
 that a start would reject: reload refuses it, the daemon serves on); and that the unit's IP
-firewall acts in the container; S8 (a frozen main loop -> the watchdog restarts it).
+firewall acts in the container; S7 (10 restarts and an upgrade through the socket: no request
+fails), the socket listening where the config says; S8 (a frozen main loop is restarted).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Container
-from service import HOLD_PORT, assert_unprivileged
+from service import HOLD_PORT, assert_unprivileged, polling
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
 UNIT = "my-service.service"
+SOCKET = "my-service.socket"
 USER = "my-service"
 CONFIG = "/etc/my-service/my-service.conf"
 LOG = "/var/log/my-service/my-service.log"
@@ -51,10 +53,14 @@ class Service:
     def systemctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.container.run(["systemctl", *args])
 
-    def show(self, *properties: str) -> dict[str, str]:
-        result = self.container.run(["systemctl", "show", UNIT, *(f"--property={p}" for p in properties)])
+    def show(self, *properties: str, unit: str = UNIT) -> dict[str, str]:
+        result = self.container.run(["systemctl", "show", unit, *(f"--property={p}" for p in properties)])
         assert result.returncode == 0, result.stderr
         return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+    def show_socket_listen(self) -> str:
+        """The address the socket unit listens on, as `systemctl show` gives it."""
+        return self.show("Listen", unit=SOCKET)["Listen"].removesuffix(" (Stream)")
 
     def main_pid(self) -> int:
         return int(self.show("MainPID")["MainPID"])
@@ -418,28 +424,30 @@ def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_relo
 
 
 def test_ip_address_deny_of_the_unit_is_enforced_in_the_container(service: Service) -> None:
-    """IPAddressDeny=/IPAddressAllow= are BPF programs on the unit's cgroup: proof they act here.
+    """IPAddressDeny=/IPAddressAllow= are BPF programs on a unit's cgroup: proof they act here.
 
     nspawn denies bpf(2) unless told otherwise (the harness allows it); systemd then runs the
     unit without its firewall and says so only at debug level. So check what it does: with
-    the unit's IPAddressAllow=localhost cleared by a drop-in, IPAddressDeny=any must cut the
-    health endpoint off even on loopback; without the drop-in, it answers again.
+    the socket unit's IPAddressAllow=localhost cleared by a drop-in, IPAddressDeny=any must
+    cut the health endpoint off even on loopback (the socket is the socket unit's, so its
+    firewall is the one that counts); without the drop-in, it answers again.
     """
     unit = service
-    shown = unit.show("IPAddressAllow", "IPAddressDeny")
-    assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}
-    assert set(shown["IPAddressDeny"].split()) == {"0.0.0.0/0", "::/0"}
+    for name in (UNIT, SOCKET):
+        shown = unit.show("IPAddressAllow", "IPAddressDeny", unit=name)
+        assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}, name
+        assert set(shown["IPAddressDeny"].split()) == {"0.0.0.0/0", "::/0"}, name
     drop_in = unit.container.write_file(
-        f"/etc/systemd/system/{UNIT}.d/deny-all.conf", "[Service]\nIPAddressAllow=\n"
+        f"/etc/systemd/system/{SOCKET}.d/deny-all.conf", "[Socket]\nIPAddressAllow=\n"
     )
     assert unit.systemctl("daemon-reload").returncode == 0
-    assert unit.systemctl("restart", UNIT).returncode == 0
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
     pid = unit.wait_active()
     cut_off = unit.container.http_get(PORT, "/health", timeout=1.0)
     assert cut_off.status == 0 and "timed out" in cut_off.error, cut_off
     drop_in.unlink()
     assert unit.systemctl("daemon-reload").returncode == 0
-    assert unit.systemctl("restart", UNIT).returncode == 0
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
     assert unit.health()["pid"] == unit.wait_active() != pid
 
 
@@ -523,6 +531,43 @@ def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
 # Created by other packages while this one was installed and purged: apt's cache, state and logs,
 # adduser's lock, runit's trigger (for /etc/sv), agetty. None is this package's.
 FOREIGN = re.compile(r"^/(var/lib/apt/|var/log/apt/|run/adduser$|run/runit(/|$)|run/agetty\.reload$)")
+
+
+def test_S7_ten_restarts_and_an_upgrade_through_the_socket_fail_no_request(
+    service: Service, service_debs: ServiceDebs
+) -> None:
+    unit = service
+    assert unit.container.run(["systemctl", "is-active", SOCKET]).stdout == "active\n"
+    with polling(unit.container) as polled:
+        for _ in range(10):
+            pid = unit.main_pid()
+            assert unit.systemctl("restart", UNIT).returncode == 0
+            assert unit.wait_active() != pid
+        pid = unit.main_pid()
+        install(unit.container, service_debs.v2)
+        assert unit.wait_active() != pid
+    assert polled.failures == {}, polled
+    assert polled.served >= 100, polled
+    assert unit.health()["version"] == "0.2.0"
+    # The socket itself was never restarted: one "Listening on" line in its journal.
+    journal = unit.container.run(["journalctl", "--unit", SOCKET, "--no-pager", "--output", "cat"]).stdout
+    assert journal.count("Listening on ") == 1, journal
+    print(
+        f"FIGURE: S7 systemd: {polled.served} requests served, 0 failed, longest {polled.longest:.3f} s,"
+        " during 10 restarts and an upgrade"
+    )
+
+
+def test_socket_listens_where_the_config_says_after_a_daemon_reload(service: Service) -> None:
+    unit = service
+    unit.configure(port="8181")
+    assert unit.systemctl("daemon-reload").returncode == 0
+    assert unit.show_socket_listen() == "127.0.0.1:8181"
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
+    pid = unit.wait_active()
+    reply = unit.container.http_get(8181, "/health")
+    assert reply.status == 200 and json.loads(reply.body)["pid"] == pid
+    assert unit.container.http_get(PORT, "/health").status == 0
 
 
 def names_and_uids(container: Container) -> set[tuple[str, tuple[int, ...]]]:

@@ -371,9 +371,19 @@ def main(argv: list[str] | None = None) -> int:
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
     parser.add_argument("--check-config", action="store_true", help="check the configuration file and exit")
+    parser.add_argument(
+        "--print-listen",
+        action="store_true",
+        help="print the configured address as systemd's ListenStream= takes it, and exit",
+    )
     parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
     args = parser.parse_args(argv)
     try:
+        if args.print_listen:
+            # For the socket unit's generator, which runs as root at boot: parse only.
+            cfg = config.parse(args.config)
+            print(f"[{cfg.listen}]:{cfg.port}" if ":" in cfg.listen else f"{cfg.listen}:{cfg.port}")
+            return 0
         cfg = config.load(args.config)
     except config.ConfigError as err:
         print(f"{NAME}: {err}", file=sys.stderr)
