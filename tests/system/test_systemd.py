@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import harness
 import pytest
 from harness import Container
-from service import HOLD_PORT, assert_unprivileged, polling
+from service import assert_unprivileged, polling
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
@@ -265,12 +265,15 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
 
 
 def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(service: Service) -> None:
-    """The port is taken: the check passes (a port in use may be the daemon's own), the bind fails."""
+    """The socket unit passes a datagram socket: the config check passes, the daemon's init fails."""
     unit = service
-    assert unit.systemctl("stop", UNIT).returncode == 0
-    listener = unit.container.spawn(["python3", "-I", "-c", HOLD_PORT, str(PORT)])
-    harness.wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
-    expected = f"{USER}: cannot start: [Errno 98] Address already in use"
+    assert unit.systemctl("stop", SOCKET, UNIT).returncode == 0
+    unit.container.write_file(
+        f"/etc/systemd/system/{SOCKET}.d/datagram.conf",
+        f"[Socket]\nListenStream=\nListenDatagram=127.0.0.1:{PORT}\n",
+    )
+    assert unit.systemctl("daemon-reload").returncode == 0
+    expected = f"{USER}: cannot start: the socket that systemd passed is not a stream socket"
     assert unit.systemctl("reset-failed", UNIT).returncode == 0
     started = len(unit.journal(r"^Started "))
     result = unit.systemctl("start", UNIT)
@@ -540,9 +543,12 @@ def test_S7_ten_restarts_and_an_upgrade_through_the_socket_fail_no_request(
     assert unit.container.run(["systemctl", "is-active", SOCKET]).stdout == "active\n"
     with polling(unit.container) as polled:
         for _ in range(10):
+            # Every start counts towards StartLimitBurst=5 in StartLimitIntervalSec=10 s.
+            paced = time.monotonic() + 2.1
             pid = unit.main_pid()
             assert unit.systemctl("restart", UNIT).returncode == 0
             assert unit.wait_active() != pid
+            time.sleep(max(0.0, paced - time.monotonic()))
         pid = unit.main_pid()
         install(unit.container, service_debs.v2)
         assert unit.wait_active() != pid

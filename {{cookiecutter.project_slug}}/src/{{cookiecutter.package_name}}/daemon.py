@@ -35,6 +35,9 @@ def connection_cap(most: int = 512) -> int:
 
 
 MAX_CONNECTIONS = connection_cap()
+# On stop, how long a client that has connected but sent nothing yet may take to send its
+# request: a restart under load must not drop the one accepted just before the signal.
+STOP_GRACE = 0.5
 
 
 def notify(state: str) -> None:
@@ -273,15 +276,19 @@ class Daemon:
         return None
 
     def stop(self, signum: int) -> None:
-        """Take no new client, drop those that have sent nothing, finish the others."""
+        """Take no new client, finish the requests received; a client that has sent nothing
+        yet gets STOP_GRACE s for its request, which may be on its way (accepted just now)."""
         notify("STOPPING=1")
         log.info("stopping on %s", signal.Signals(signum).name)
         self.stopping = True
         self.listen(False)
         self.server.socket.close()
-        for conn in list(self.connections.values()):
+        grace = time.monotonic() + STOP_GRACE
+        for conn in self.connections.values():
             if not conn.received:
-                self.close(conn, "closed unanswered: stopping")
+                conn.deadline = min(conn.deadline, grace)
+        # expire() takes the connections in the order of their deadlines.
+        self.connections = dict(sorted(self.connections.items(), key=lambda item: item[1].deadline))
 
     def reload(self) -> None:
         """Apply the config file again, all of it or, when any part fails, none."""
