@@ -26,6 +26,7 @@ EXECUTABLE = [
     "lib/prepare-dirs",
     "init/sysv/" + NAME,
     "init/daemontools/run",
+    "init/systemd/" + NAME + "-generator",
     "deploy/check-health",
     "tests/smoke",
     "debian/rules",

@@ -80,8 +80,10 @@ INIT_FILES = {
         installed={"/etc/init/{slug}.conf": 0o644},
     ),
     "systemd": InitFiles(
-        project={"init/systemd/{slug}.service": 0o644, "tests/smoke": 0o755},
-        installed={"{unitdir}/{slug}.service": 0o644},
+        project={"init/systemd/{slug}.service": 0o644, "init/systemd/{slug}.socket": 0o644,
+                 "init/systemd/{slug}-generator": 0o755, "tests/smoke": 0o755},
+        installed={"{unitdir}/{slug}.service": 0o644, "{unitdir}/{slug}.socket": 0o644,
+                   "/usr/lib/systemd/system-generators/{slug}-generator": 0o755},
     ),
     "daemontools": InitFiles(
         project={"init/daemontools/run": 0o755},

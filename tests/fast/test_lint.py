@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,16 +78,45 @@ def test_init_script_has_a_full_lsb_header(project: Path) -> None:
     assert "--exec" not in script
 
 
+def run_generator(root: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """The installed socket generator, its daemon and config taken from root instead of /."""
+    generator = (root / "usr/lib/systemd/system-generators/my-service-generator").read_text(encoding="utf-8")
+    rooted = generator.replace("/usr/sbin/my-service ", f"{root}/usr/sbin/my-service ")
+    rooted = rooted.replace("/etc/my-service/my-service.conf ", f"{root}/etc/my-service/my-service.conf ")
+    return run(["sh", "-c", rooted, "my-service-generator", str(out)])
+
+
 @pytest.mark.ships("systemd")
-def test_systemd_unit_verifies_without_a_warning(project: Path, installed: Path, tmp_path: Path) -> None:
+def test_socket_generator_listens_where_the_config_says(installed: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(installed, root, symlinks=True)
+    out = tmp_path / "generator"
+    result = run_generator(root, out)
+    assert (result.returncode, result.stderr) == (0, "")
+    drop_in = out / "my-service.socket.d/listen.conf"
+    assert drop_in.read_text(encoding="utf-8") == "[Socket]\nListenStream=127.0.0.1:8080\n"
+    config = root / "etc/my-service/my-service.conf"
+    text = config.read_text(encoding="utf-8")
+    moved = text.replace("listen = 127.0.0.1", "listen = ::1").replace("port = 8080", "port = 9191")
+    config.write_text(moved)
+    assert run_generator(root, out).returncode == 0
+    assert drop_in.read_text(encoding="utf-8") == "[Socket]\nListenStream=[::1]:9191\n"
+    config.write_text(text.replace("port = 8080", "port = eighty"))
+    result = run_generator(root, out)
+    assert result.returncode == 1 and "port" in result.stderr, result.stderr
+
+
+@pytest.mark.ships("systemd")
+def test_systemd_units_verify_without_a_warning(installed: Path, tmp_path: Path) -> None:
     require_tool("systemd-analyze")
     root = tmp_path / "root"
     shutil.copytree(installed, root, symlinks=True)
     # verify needs the unit's dependencies (sysinit.target, ...) inside the root.
     shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True, dirs_exist_ok=True)
-    result = run(
-        ["systemd-analyze", "verify", "--man=no", f"--root={root}", "/lib/systemd/system/my-service.service"]
-    )
+    # verify runs no generators: put the socket's drop-in where it reads one.
+    assert run_generator(root, root / "run/systemd/system").returncode == 0
+    units = ["/lib/systemd/system/my-service.service", "/lib/systemd/system/my-service.socket"]
+    result = run(["systemd-analyze", "verify", "--man=no", f"--root={root}", *units])
     assert (result.returncode, result.stderr) == (0, "")
 
 

@@ -128,6 +128,26 @@ def test_service_is_started_on_install_restarted_on_upgrade_stopped_on_remove(
     assert stop in prerm
 
 
+def test_socket_is_enabled_and_started_but_never_stopped_or_restarted_by_an_upgrade(
+    built: Built, tmp_path: Path
+) -> None:
+    scripts = control_scripts(built, tmp_path)
+    postinst, prerm = (scripts / "postinst").read_text(), (scripts / "prerm").read_text()
+    preinst = (scripts / "preinst").read_text() if (scripts / "preinst").exists() else ""
+    socket = f"'{built.slug}.socket'"
+    if not built.has("systemd"):
+        assert socket not in postinst + prerm + preinst
+        return
+    assert f"deb-systemd-helper enable {socket}" in postinst
+    # Started when not running (a no-op when it is): only the service restarts on upgrade.
+    actions = {action for action, units in re.findall(r"deb-systemd-invoke (\S+) (.*) >/dev/null", postinst)
+               if socket in units}  # fmt: skip
+    assert actions == {"start"}, postinst
+    assert socket not in preinst
+    # Stopped on remove only.
+    assert re.search(r'\[ "\$1" = remove \].*\n\s*deb-systemd-invoke stop ' + re.escape(socket), prerm), prerm
+
+
 def test_postrm_purge_removes_state_logs_and_runtime_directory(built: Built, tmp_path: Path) -> None:
     postrm = (control_scripts(built, tmp_path) / "postrm").read_text()
     purge = postrm[postrm.index('if [ "$1" = purge ]; then') : postrm.index("fi\n")]

@@ -83,13 +83,14 @@ def test_systemd_scriptlets_preset_on_install_restart_on_upgrade_stop_on_erase(
     if not built.has("systemd"):
         assert (post, preun, postun) == ("", "", "")
         return
-    unit = f"{built.slug}.service"
-    # $1 counts the installed instances: 1 on install, 2 on upgrade, 0 on erase.
-    assert systemctl_calls(post, "1", tmp_path) == [f"--no-reload preset {unit}"]
+    unit, socket = f"{built.slug}.service", f"{built.slug}.socket"
+    # $1 counts the installed instances: 1 on install, 2 on upgrade, 0 on erase. An upgrade
+    # restarts the service alone: its socket stays open.
+    assert systemctl_calls(post, "1", tmp_path) == [f"--no-reload preset {socket} {unit}"]
     assert systemctl_calls(post, "2", tmp_path) == []
     assert systemctl_calls(postun, "1", tmp_path) == ["daemon-reload", f"try-restart {unit}"]
     assert systemctl_calls(preun, "1", tmp_path) == []
-    assert systemctl_calls(preun, "0", tmp_path) == [f"--no-reload disable --now {unit}"]
+    assert systemctl_calls(preun, "0", tmp_path) == [f"--no-reload disable --now {socket} {unit}"]
     assert systemctl_calls(postun, "0", tmp_path) == ["daemon-reload"]
 
 

@@ -9,11 +9,13 @@ the old config), S5 (Type=notify: init fails -> `systemctl start` fails), S6 (no
 forged MAINPID= is refused), V1 (not root, no capabilities, also after reload), V3 (what the
 service user can write), P2 (upgrade restarts once), P6 (purge leaves nothing), C5 (a config
 that a start would reject: reload refuses it, the daemon serves on); and that the unit's IP
-firewall acts in the container; S8 (a frozen main loop -> the watchdog restarts it).
+firewall acts in the container; S7 (10 restarts and an upgrade through the socket: no request
+fails), the socket listening where the config says; S8 (a frozen main loop is restarted).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import stat
@@ -29,7 +31,6 @@ from nspawn import Container
 from service import (
     CONFIG,
     DAEMON,
-    HOLD_PORT,
     LOG,
     LOG_DIR,
     NAME,
@@ -42,12 +43,14 @@ from service import (
     health,
     install,
     log_lines,
+    restarts_and_an_upgrade,
     user_ids,
 )
 
 if TYPE_CHECKING:
     from conftest import ServiceDebs
 
+SOCKET = f"{NAME}.socket"
 # What the unit may write, besides what every process may (see test_V3).
 OWN_DIRS = (STATE_DIR, LOG_DIR, RUN_DIR)
 
@@ -61,10 +64,14 @@ class Service:
     def systemctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.container.run(["systemctl", *args])
 
-    def show(self, *properties: str) -> dict[str, str]:
-        result = self.container.run(["systemctl", "show", UNIT, *(f"--property={p}" for p in properties)])
+    def show(self, *properties: str, unit: str = UNIT) -> dict[str, str]:
+        result = self.container.run(["systemctl", "show", unit, *(f"--property={p}" for p in properties)])
         assert result.returncode == 0, result.stderr
         return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+    def show_socket_listen(self) -> str:
+        """The address the socket unit listens on, as `systemctl show` gives it."""
+        return self.show("Listen", unit=SOCKET)["Listen"].removesuffix(" (Stream)")
 
     def main_pid(self) -> int:
         return int(self.show("MainPID")["MainPID"])
@@ -163,7 +170,7 @@ def test_S8_frozen_main_loop_is_restarted_by_the_watchdog_within_watchdog_sec_pl
     assert unit.wait_active() == second
     restarted = time.monotonic() - frozen
     assert restarted <= 10.0 + 2.0, f"active again {restarted:.2f} s after SIGSTOP"
-    assert unit.health()["pid"] == second
+    assert health(unit.container)["pid"] == second
     assert unit.wait_journal(r"Watchdog timeout")
     print(f"FIGURE: S8 systemd: frozen main loop replaced, active again after {restarted:.2f} s")
 
@@ -253,12 +260,15 @@ def test_S4_reload_applies_a_good_config_and_refuses_a_broken_one_keeping_pid_an
 
 
 def test_S5_notify_unit_whose_daemon_fails_to_init_makes_systemctl_start_fail(service: Service) -> None:
-    """The port is taken: the check passes (a port in use may be the daemon's own), the bind fails."""
+    """The socket unit passes a datagram socket: the config check passes, the daemon's init fails."""
     unit = service
-    assert unit.systemctl("stop", UNIT).returncode == 0
-    listener = unit.container.spawn(["python3", "-I", "-c", HOLD_PORT, str(PORT)])
-    wait_until(lambda: "listening" in listener.log.read_text(), 5.0, what="the other listener")
-    expected = f"{USER}: cannot start: [Errno 98] Address already in use"
+    assert unit.systemctl("stop", SOCKET, UNIT).returncode == 0
+    unit.container.write_file(
+        f"/etc/systemd/system/{SOCKET}.d/datagram.conf",
+        f"[Socket]\nListenStream=\nListenDatagram=127.0.0.1:{PORT}\n",
+    )
+    assert unit.systemctl("daemon-reload").returncode == 0
+    expected = f"{USER}: cannot start: the socket that systemd passed is not a stream socket"
     assert unit.systemctl("reset-failed", UNIT).returncode == 0
     started = len(unit.journal(r"^Started "))
     result = unit.systemctl("start", UNIT)
@@ -403,28 +413,30 @@ def test_V1_daemon_runs_as_the_service_user_without_capabilities_also_after_relo
 
 
 def test_ip_address_deny_of_the_unit_is_enforced_in_the_container(service: Service) -> None:
-    """IPAddressDeny=/IPAddressAllow= are BPF programs on the unit's cgroup: proof they act here.
+    """IPAddressDeny=/IPAddressAllow= are BPF programs on a unit's cgroup: proof they act here.
 
     nspawn denies bpf(2) unless told otherwise (the harness allows it); systemd then runs the
     unit without its firewall and says so only at debug level. So check what it does: with
-    the unit's IPAddressAllow=localhost cleared by a drop-in, IPAddressDeny=any must cut the
-    health endpoint off even on loopback; without the drop-in, it answers again.
+    the socket unit's IPAddressAllow=localhost cleared by a drop-in, IPAddressDeny=any must
+    cut the health endpoint off even on loopback (the socket is the socket unit's, so its
+    firewall is the one that counts); without the drop-in, it answers again.
     """
     unit = service
-    shown = unit.show("IPAddressAllow", "IPAddressDeny")
-    assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}
-    assert set(shown["IPAddressDeny"].split()) == {"0.0.0.0/0", "::/0"}
+    for name in (UNIT, SOCKET):
+        shown = unit.show("IPAddressAllow", "IPAddressDeny", unit=name)
+        assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}, name
+        assert set(shown["IPAddressDeny"].split()) == {"0.0.0.0/0", "::/0"}, name
     drop_in = unit.container.write_file(
-        f"/etc/systemd/system/{UNIT}.d/deny-all.conf", "[Service]\nIPAddressAllow=\n"
+        f"/etc/systemd/system/{SOCKET}.d/deny-all.conf", "[Socket]\nIPAddressAllow=\n"
     )
     assert unit.systemctl("daemon-reload").returncode == 0
-    assert unit.systemctl("restart", UNIT).returncode == 0
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
     pid = unit.wait_active()
     cut_off = unit.container.http_get(PORT, "/health", timeout=1.0)
     assert cut_off.status == 0 and "timed out" in cut_off.error, cut_off
     drop_in.unlink()
     assert unit.systemctl("daemon-reload").returncode == 0
-    assert unit.systemctl("restart", UNIT).returncode == 0
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
     assert health(unit.container)["pid"] == unit.wait_active() != pid
 
 
@@ -509,6 +521,42 @@ def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
 # Created by other packages while this one was installed and purged: apt's cache, state and logs,
 # adduser's lock, runit's trigger (for /etc/sv), agetty. None is this package's.
 FOREIGN = re.compile(r"^/(var/lib/apt/|var/log/apt/|run/adduser$|run/runit(/|$)|run/agetty\.reload$)")
+
+
+def test_S7_ten_restarts_and_an_upgrade_through_the_socket_fail_no_request(
+    service: Service, service_debs: ServiceDebs
+) -> None:
+    unit = service
+    assert unit.container.run(["systemctl", "is-active", SOCKET]).stdout == "active\n"
+
+    def restart() -> None:
+        # Every start counts towards StartLimitBurst=5 in StartLimitIntervalSec=10 s.
+        paced = time.monotonic() + 2.1
+        pid = unit.main_pid()
+        assert unit.systemctl("restart", UNIT).returncode == 0
+        assert unit.wait_active() != pid
+        time.sleep(max(0.0, paced - time.monotonic()))
+
+    restarts, upgrade = restarts_and_an_upgrade(unit.container, restart, service_debs.v2, False)
+    for load in (restarts, upgrade):
+        assert load.failures == [] and load.served >= 50, load
+    assert len(restarts.pids) == 11 and upgrade.versions == ["0.1.0", "0.2.0"], (restarts, upgrade)
+    # The socket itself was never restarted: one "Listening on" line in its journal.
+    journal = unit.container.run(["journalctl", "--unit", SOCKET, "--no-pager", "--output", "cat"]).stdout
+    assert journal.count("Listening on ") == 1, journal
+    print(f"FIGURE: S7 systemd: 10 restarts: {restarts}; upgrade: {upgrade}")
+
+
+def test_socket_listens_where_the_config_says_after_a_daemon_reload(service: Service) -> None:
+    unit = service
+    unit.configure(port="8181")
+    assert unit.systemctl("daemon-reload").returncode == 0
+    assert unit.show_socket_listen() == "127.0.0.1:8181"
+    assert unit.systemctl("restart", SOCKET, UNIT).returncode == 0
+    pid = unit.wait_active()
+    reply = unit.container.http_get(8181, "/health")
+    assert reply.status == 200 and json.loads(reply.body)["pid"] == pid
+    assert unit.container.http_get(PORT, "/health").status == 0
 
 
 def names_and_uids(container: Container) -> set[tuple[str, tuple[int, ...]]]:

@@ -30,6 +30,14 @@ def load(path: str) -> Config:
     """The config in path, checked as far as a start can be without starting, as the user
     we run as: --check-config, start and reload all call this, so that a config that the
     check passes is one the daemon can start with."""
+    cfg = parse(path)
+    check_listen(path, cfg.listen, cfg.port)
+    check_log_file(path, cfg.log_file)
+    return cfg
+
+
+def parse(path: str) -> Config:
+    """The config in path, each value checked on its own, touching nothing else."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -53,9 +61,7 @@ def load(path: str) -> Config:
         ipaddress.ip_address(listen)
     except ValueError:
         raise ConfigError(f"{path}: listen {listen!r} is not an IP address, such as 127.0.0.1") from None
-    check_listen(path, listen, port)
     log_file = section.get("log_file", "-")
-    check_log_file(path, log_file)
     log_level = section.get("log_level", "info").lower()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")

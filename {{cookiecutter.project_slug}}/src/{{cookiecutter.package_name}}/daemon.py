@@ -45,6 +45,9 @@ HANDOVER = "reexec"
 # Restarts in place of this process so far, in its environment: /proc/PID/environ shows the
 # init script that one has happened.
 GENERATION = "REEXEC_GENERATION"
+# On stop, how long a client that has connected but sent nothing yet may take to send its
+# request: a restart under load must not drop the one accepted just before the signal.
+STOP_GRACE = 0.5
 
 
 def notify(state: str) -> None:
@@ -333,16 +336,20 @@ class Daemon:
         return None
 
     def stop(self, signum: int) -> None:
-        """Take no new client, drop those that have sent nothing, finish the others."""
+        """Take no new client, finish the requests received; a client that has sent nothing
+        yet gets STOP_GRACE s for its request, which may be on its way (accepted just now)."""
         notify("STOPPING=1")
         log.info("stopping on %s", signal.Signals(signum).name)
         self.stopping = True
         self.draining = False
         self.listen(False)
         self.server.socket.close()
-        for conn in list(self.connections.values()):
+        grace = time.monotonic() + STOP_GRACE
+        for conn in self.connections.values():
             if not conn.received:
-                self.close(conn, "closed unanswered: stopping")
+                conn.deadline = min(conn.deadline, grace)
+        # expire() takes the connections in the order of their deadlines.
+        self.connections = dict(sorted(self.connections.items(), key=lambda item: item[1].deadline))
 
     def reload(self) -> None:
         """Apply the config file again, all of it or, when any part fails, none."""
@@ -492,9 +499,19 @@ def main(argv: list[str] | None = None) -> int:
         "-c", "--config", default=config.DEFAULT_PATH, help="configuration file (default: %(default)s)"
     )
     parser.add_argument("--check-config", action="store_true", help="check the configuration file and exit")
+    parser.add_argument(
+        "--print-listen",
+        action="store_true",
+        help="print the configured address as systemd's ListenStream= takes it, and exit",
+    )
     parser.add_argument("--version", action="version", version=f"{NAME} {__version__}")
     args = parser.parse_args(argv)
     try:
+        if args.print_listen:
+            # For the socket unit's generator, which runs as root at boot: parse only.
+            cfg = config.parse(args.config)
+            print(f"[{cfg.listen}]:{cfg.port}" if ":" in cfg.listen else f"{cfg.listen}:{cfg.port}")
+            return 0
         cfg = config.load(args.config)
     except config.ConfigError as err:
         print(f"{NAME}: {err}", file=sys.stderr)
