@@ -540,7 +540,9 @@ def test_S7_ten_restarts_and_an_upgrade_through_the_socket_fail_no_request(
     restarts, upgrade = restarts_and_an_upgrade(unit.container, restart, service_debs.v2, False)
     for load in (restarts, upgrade):
         assert load.failures == [] and load.served >= 50, load
-    assert len(restarts.pids) == 11 and upgrade.versions == ["0.1.0", "0.2.0"], (restarts, upgrade)
+    assert len(restarts.pids) == 11 and len(upgrade.pids) == 2, (restarts, upgrade)
+    version = unit.container.run(["dpkg-query", "-W", "-f", "${Version}", NAME], check=True).stdout
+    assert version == "0.2.0"
     # The socket itself was never restarted: one "Listening on" line in its journal.
     journal = unit.container.run(["journalctl", "--unit", SOCKET, "--no-pager", "--output", "cat"]).stdout
     assert journal.count("Listening on ") == 1, journal
@@ -619,7 +621,11 @@ def test_smoke_script_of_the_generated_ci_passes_in_a_booted_systemd_container(
 
     fresh = paths()
     processes = names_and_uids(container)
-    script = container.copy_in(service_debs.project / "tests" / "smoke", "/var/tmp/smoke")
+    # As in the project's checkout: the script finds deploy/check-health beside its tests/.
+    for part in ("tests", "deploy"):
+        container.path(f"/var/tmp/project/{part}").mkdir(parents=True)
+    container.copy_in(service_debs.project / "deploy" / "check-health", "/var/tmp/project/deploy/check-health")
+    script = container.copy_in(service_debs.project / "tests" / "smoke", "/var/tmp/project/tests/smoke")
     deb = container.copy_in(service_debs.v1, f"/var/tmp/{service_debs.v1.name}")
     result = container.run(["sh", script, deb], timeout=300.0)
     assert result.returncode == 0, result.stdout + result.stderr

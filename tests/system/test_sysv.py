@@ -532,6 +532,7 @@ DESIGN_PATHS = {
     INIT: ("root", "root", 0o755),
     f"/etc/sv/{NAME}/run": ("root", "root", 0o755),
     f"/usr/libexec/{NAME}/prepare-dirs": ("root", "root", 0o755),
+    f"/usr/lib/systemd/system-generators/{NAME}-generator": ("root", "root", 0o755),
     CONFIG: ("root", "root", 0o644),
     f"/etc/default/{NAME}": ("root", "root", 0o644),
     f"/etc/logrotate.d/{NAME}": ("root", "root", 0o644),

@@ -54,7 +54,6 @@ mode_of() {
 }
 {% endif %}{% if cookiecutter.init_system in ["all", "supervisord"] %}
 @test "install puts the supervisord program in /etc/supervisor/conf.d" {
-	install_to_dest
 	assert_equal "$(mode_of /etc/supervisor/conf.d/{{ cookiecutter.project_slug }}.conf)" 644
 }
 {% endif %}
