@@ -622,10 +622,10 @@ def test_smoke_script_of_the_generated_ci_passes_in_a_booted_systemd_container(
     fresh = paths()
     processes = names_and_uids(container)
     # As in the project's checkout: the script finds deploy/check-health beside its tests/.
-    for part in ("tests", "deploy"):
-        container.path(f"/var/tmp/project/{part}").mkdir(parents=True)
-    container.copy_in(service_debs.project / "deploy" / "check-health", "/var/tmp/project/deploy/check-health")
-    script = container.copy_in(service_debs.project / "tests" / "smoke", "/var/tmp/project/tests/smoke")
+    for part in ("tests/smoke", "deploy/check-health"):
+        container.path(f"/var/tmp/project/{part}").parent.mkdir(parents=True)
+        container.copy_in(service_debs.project / part, f"/var/tmp/project/{part}")
+    script = "/var/tmp/project/tests/smoke"
     deb = container.copy_in(service_debs.v1, f"/var/tmp/{service_debs.v1.name}")
     result = container.run(["sh", script, deb], timeout=300.0)
     assert result.returncode == 0, result.stdout + result.stderr
