@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -322,47 +323,44 @@ def test_sighup_with_a_log_it_cannot_open_keeps_the_old_configuration(service: S
     assert service.health()["message"] == "ok"
 
 
-def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def notified(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[tuple[socket.socket, Service]]:
+    """The daemon with NOTIFY_SOCKET set to a listener of the test's (5 s timeout); killed after."""
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(address)
         listener.settimeout(5)
-        svc = Service(tmp_path, env={"NOTIFY_SOCKET": address})
+        svc = Service(tmp_path, env={"NOTIFY_SOCKET": address, **(env or {})})
         try:
-            assert listener.recv(64) == b"READY=1"
-            svc.signal(signal.SIGTERM)
-            assert listener.recv(64) == b"STOPPING=1"
-            assert svc.process.wait(timeout=5) == 0
+            yield listener, svc
         finally:
             svc.process.kill()
             svc.process.wait()
+
+
+def test_ready_is_sent_to_notify_socket(tmp_path: Path) -> None:
+    with notified(tmp_path) as (listener, svc):
+        assert listener.recv(64) == b"READY=1"
+        svc.signal(signal.SIGTERM)
+        assert listener.recv(64) == b"STOPPING=1"
+        assert svc.process.wait(timeout=5) == 0
 
 
 @pytest.mark.parametrize("watched", [True, False], ids=["own-pid", "other-pid"])
 def test_idle_loop_pings_the_watchdog_only_when_it_is_the_watched_pid(tmp_path: Path, watched: bool) -> None:
-    address = str(tmp_path / "notify")
     # WatchdogSec=0.2: a ping every 0.1 s, from an idle loop that nothing else wakes.
-    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
-    if not watched:
-        env["WATCHDOG_PID"] = "1"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-        listener.bind(address)
-        svc = Service(tmp_path, env=env)
-        try:
-            listener.settimeout(5)
-            assert listener.recv(64) == b"READY=1"
-            pings = 0
-            deadline = time.monotonic() + 0.55
-            listener.settimeout(0.05)
-            while time.monotonic() < deadline:
-                try:
-                    pings += listener.recv(64) == b"WATCHDOG=1"
-                except socket.timeout:  # TimeoutError on 3.10+; the daemon runs on 3.9 too
-                    pass
-            assert pings >= 4 if watched else pings == 0
-        finally:
-            svc.process.kill()
-            svc.process.wait()
+    env = {"WATCHDOG_USEC": "200000"} if watched else {"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}
+    with notified(tmp_path, env) as (listener, _svc):
+        assert listener.recv(64) == b"READY=1"
+        pings = 0
+        deadline = time.monotonic() + 0.55
+        listener.settimeout(0.05)
+        while time.monotonic() < deadline:
+            try:
+                pings += listener.recv(64) == b"WATCHDOG=1"
+            except socket.timeout:  # TimeoutError on 3.10+; the daemon runs on 3.9 too
+                pass
+        assert pings >= 4 if watched else pings == 0
 
 
 def test_stop_succeeds_after_the_notify_socket_went_away(tmp_path: Path) -> None:
@@ -494,28 +492,20 @@ def readies(service: Service) -> int:
 
 
 def test_usr2_restarts_in_place_with_the_same_pid_and_socket_and_fails_no_client(tmp_path: Path) -> None:
-    address = str(tmp_path / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-        listener.bind(address)
-        listener.settimeout(5)
-        svc = Service(tmp_path, env={"NOTIFY_SOCKET": address})
-        try:
-            with ClientLoop(svc.port) as client:
-                for restart in range(1, 4):
-                    write_config(svc.config, svc.log, message=f"v{restart}", port=svc.port)
-                    svc.signal(signal.SIGUSR2)
-                    wait_for(lambda n=restart + 1: readies(svc) == n)
-                    # The new image has read the config afresh, with no HUP.
-                    assert svc.health()["message"] == f"v{restart}"
-            assert (client.failures, client.pids) == ([], {svc.process.pid})
-            assert client.served > 0
-            messages = [listener.recv(64) for _ in range(7)]
-            assert messages == [b"READY=1"] + [b"RELOADING=1", b"READY=1"] * 3
-            svc.signal(signal.SIGTERM)
-            assert svc.process.wait(timeout=5) == 0
-        finally:
-            svc.process.kill()
-            svc.process.wait()
+    with notified(tmp_path) as (listener, svc):
+        with ClientLoop(svc.port) as client:
+            for restart in range(1, 4):
+                write_config(svc.config, svc.log, message=f"v{restart}", port=svc.port)
+                svc.signal(signal.SIGUSR2)
+                wait_for(lambda n=restart + 1: readies(svc) == n)
+                # The new image has read the config afresh, with no HUP.
+                assert svc.health()["message"] == f"v{restart}"
+        assert (client.failures, client.pids) == ([], {svc.process.pid})
+        assert client.served > 0
+        messages = [listener.recv(64) for _ in range(7)]
+        assert messages == [b"READY=1"] + [b"RELOADING=1", b"READY=1"] * 3
+        svc.signal(signal.SIGTERM)
+        assert svc.process.wait(timeout=5) == 0
 
 
 def test_usr2_with_a_broken_config_keeps_the_old_image_serving(service: Service) -> None:
