@@ -4,11 +4,17 @@ containers (nspawn.py) and supervisors (supervisors.py).
 Every fixture here is a factory, so that a test can ask for several roots (say, a fleet of hosts);
 all of them are torn down when the test ends, whether it passed or not. When it failed, the logs
 of what ran inside are printed first (pytest shows them under "Captured stdout teardown").
+
+The roots are of one Debian release, the test's `release` parameter: a test that uses a root runs
+on bookworm and trixie (MATRIX), or on the releases its `@pytest.mark.releases(...)` names. With
+PLATFORM_SKEL_NEXT=1 (`make test-next`) the trixie tests run on testing (roots.NEXT) instead, and
+nothing else runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -18,7 +24,7 @@ import nspawn
 import pytest
 import sysv
 from nspawn import Container
-from roots import SUITE, SYSTEMD, SYSV, Flavour
+from roots import NEXT, RELEASE_TESTED_ON_NEXT, SYSTEMD, SYSV, Flavour
 from sandbox import Sandbox
 from supervisors import KINDS, Supervisor
 from support import render, require_root, require_tool, run
@@ -28,6 +34,33 @@ from sysv import SysvRoot
 HOST_TOOLS = ("debootstrap", "unshare", "nsenter", "setpriv", "tar", "dpkg-deb")
 
 _FAILED = pytest.StashKey[bool]()
+
+# Where a test that takes a root runs, unless its `releases` marker says otherwise.
+MATRIX = ("bookworm", "trixie")
+NEXT_RUN = os.environ.get("PLATFORM_SKEL_NEXT") == "1"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "release" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("releases")
+    releases = marker.args if marker else MATRIX
+    if NEXT_RUN:
+        releases = (NEXT,) if RELEASE_TESTED_ON_NEXT in releases else ()
+    metafunc.parametrize("release", releases)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `make test-next`, only the tests that run on testing are collected."""
+    if not NEXT_RUN:
+        return
+
+    def on_next(item: pytest.Item) -> bool:
+        return getattr(item, "callspec", None) is not None and item.callspec.params.get("release") == NEXT
+
+    keep = [item for item in items if on_next(item)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
 
 
 @pytest.hookimpl(wrapper=True)
@@ -61,13 +94,16 @@ def _print_logs(request: pytest.FixtureRequest, sandboxes: list[Sandbox]) -> Non
 
 
 @pytest.fixture
-def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Callable[..., SysvRoot]]:
-    """`sysv_root(flavour=SYSV, hostname="testhost", suite=SUITE)`: a fresh root run as a sysvinit host."""
+def sysv_root(
+    system_host: None, release: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., SysvRoot]]:
+    """`sysv_root(flavour=SYSV, hostname="testhost")`: a fresh root of the test's release run as a
+    sysvinit host."""
     made: list[Sandbox] = []
     with contextlib.ExitStack() as stack:
 
-        def make(flavour: Flavour = SYSV, hostname: str = "testhost", suite: str = SUITE) -> SysvRoot:
-            root = stack.enter_context(sysv.sysv_root(flavour, hostname, suite))
+        def make(flavour: Flavour = SYSV, hostname: str = "testhost") -> SysvRoot:
+            root = stack.enter_context(sysv.sysv_root(flavour, hostname, release))
             made.append(root)
             return root
 
@@ -77,10 +113,10 @@ def sysv_root(system_host: None, request: pytest.FixtureRequest) -> Iterator[Cal
 
 @pytest.fixture
 def systemd_container(
-    system_host: None, request: pytest.FixtureRequest
+    system_host: None, release: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Container]]:
-    """`systemd_container(flavour=SYSTEMD, private_network=True, allow_degraded=False, suite=SUITE)`:
-    a booted root."""
+    """`systemd_container(flavour=SYSTEMD, private_network=True, allow_degraded=False)`: a booted
+    root of the test's release."""
     require_tool("systemd-nspawn")
     made: list[Sandbox] = []
     with contextlib.ExitStack() as stack:
@@ -90,11 +126,10 @@ def systemd_container(
             *,
             private_network: bool = True,
             allow_degraded: bool = False,
-            suite: str = SUITE,
         ) -> Container:
             container = stack.enter_context(
                 nspawn.booted_container(
-                    flavour, private_network=private_network, allow_degraded=allow_degraded, suite=suite
+                    flavour, private_network=private_network, allow_degraded=allow_degraded, suite=release
                 )
             )
             made.append(container)

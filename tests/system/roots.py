@@ -1,7 +1,8 @@
 """Debian roots for the system tier: debootstrap'ed once, cached as tarballs, copied per test.
 
-- `root_tarball`: the cached tarball of a `Flavour` (a package set) of a suite, built once under
-  /var/cache/platform-skel, also across pytest-xdist workers.
+- `root_tarball`: the cached tarball of a `Flavour` (a package set) of a suite (a Debian release),
+  built once under /var/cache/platform-skel, also across pytest-xdist workers; roots of different
+  releases build side by side.
 - `fresh_root`: a private copy of it, extracted afresh for a test and deleted afterwards.
 - `remove_tree`: deletes a copy, never following a mount point.
 """
@@ -20,7 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# The releases the README promises, oldest first; SUITE is the build machines' own, NEXT the
+# testing release that `make test-next` tries (RELEASE_TESTED_ON_NEXT's tests run there instead).
+RELEASES = ("bullseye", "bookworm", "trixie")
 SUITE = "bookworm"
+NEXT = "forky"
+RELEASE_TESTED_ON_NEXT = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 CACHE_DIR = Path(os.environ.get("PLATFORM_SKEL_CACHE", "/var/cache/platform-skel"))
 
@@ -107,21 +113,22 @@ def root_tarball(flavour: Flavour = SYSV, suite: str = SUITE) -> Path:
     tarball = CACHE_DIR / f"{suite}-{flavour.name}-{flavour.key(suite)}.tar"
     if tarball.exists():
         return tarball
-    with _flocked(CACHE_DIR / "build.lock"):
+    # One lock per release: its roots share a download cache; other releases build meanwhile.
+    with _flocked(CACHE_DIR / f"build-{suite}.lock"):
         if not tarball.exists():
             _build(flavour, suite, tarball)
     return tarball
 
 
 def _build(flavour: Flavour, suite: str, tarball: Path) -> None:
-    # Holding the build lock: whatever temporary files are here were left by a crashed build.
-    for stale in [*CACHE_DIR.glob(".build-*"), *CACHE_DIR.glob("*.tar.part")]:
+    # Holding the release's lock: its temporary files here were left by a crashed build.
+    for stale in [*CACHE_DIR.glob(f".staging-{suite}-*"), *CACHE_DIR.glob(f"{suite}-*.tar.part")]:
         remove_tree(stale)
     for old in CACHE_DIR.glob(f"{suite}-{flavour.name}-*.tar"):
         old.unlink()
-    debs = CACHE_DIR / "debs"
-    debs.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".build-{flavour.name}-", dir=CACHE_DIR))
+    debs = CACHE_DIR / "debs" / suite
+    debs.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{suite}-{flavour.name}-", dir=CACHE_DIR))
     part = tarball.with_name(tarball.name + ".part")
     try:
         # In its own mount and PID namespaces, the /proc and /sys that debootstrap mounts in the

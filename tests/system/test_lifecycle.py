@@ -86,7 +86,7 @@ def db_entries(root: SysvRoot, database: str) -> list[str]:
 # --------------------------------------------------------------------------- P1
 
 
-def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
+def test_P1_piuparts_passes(service_debs: ServiceDebs, release: str) -> None:
     """piuparts installs, removes and purges the .deb in a copy of the cached sysvinit root.
 
     It runs `apt-get update` and `dist-upgrade` in its chroot, and installs logrotate from the
@@ -95,7 +95,7 @@ def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
     check leaves /var/lib/logrotate/status changed and blames the package for it.
     """
     require_tool("piuparts")
-    with roots.fresh_root(roots.SYSV) as base:
+    with roots.fresh_root(roots.SYSV, release) as base:
         with SysvRoot(base) as running:
             ok(running.run(["dpkg", "--purge", "logrotate"]))
         scratch = base.parent / "piuparts"
@@ -106,12 +106,13 @@ def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private",
              "--pid", "--fork", "--kill-child", "--mount-proc",
              "piuparts", f"--existing-chroot={base}", "--hard-link", "--tmpdir", str(scratch),
-             "-d", roots.SUITE, "-m", roots.MIRROR, str(service_debs.v1)],
+             "-d", release, "-m", roots.MIRROR, str(service_debs.v1)],
             env=roots.ROOT_ENV, stdin=subprocess.DEVNULL, timeout=600,
         )  # fmt: skip
         took = time.monotonic() - began
     verdicts = re.findall(r"(?m)^\S+ (?:INFO|ERROR): ((?:PASS|FAIL): .*)$", result.stdout)
-    print(f"FIGURE: P1 piuparts {service_debs.v1.name}: {verdicts[-1] if verdicts else '?'} ({took:.1f} s)")
+    verdict = verdicts[-1] if verdicts else "?"
+    print(f"FIGURE: P1 piuparts {release} {service_debs.v1.name}: {verdict} ({took:.1f} s)")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert verdicts[-1] == "PASS: All tests.", verdicts
 
@@ -119,6 +120,7 @@ def test_P1_piuparts_passes(service_debs: ServiceDebs) -> None:
 # --------------------------------------------------------------------------- P2, P3
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_P2_install_v1_then_v2_running_after_each_and_restarted_once(
     sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs
 ) -> None:
@@ -193,6 +195,7 @@ def test_P5_postinst_run_twice_exits_0_and_leaves_one_user_and_one_group(
     running_pid(root)
 
 
+@pytest.mark.releases(*roots.RELEASES)
 @pytest.mark.parametrize("supervisor", ["sysv", "daemontools", "runit"])
 def test_P6_purge_leaves_nothing_of_the_package_and_no_process_but_keeps_the_user(
     sysv_root: Callable[..., SysvRoot],

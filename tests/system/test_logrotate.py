@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import roots
 from common import wait_until
 from service import AS_SERVICE_USER, INIT, LOG, LOG_DIR, NAME, PIDFILE, PORT, USER, health, install
 from support import require_tool
@@ -160,6 +161,7 @@ BYTES_PER_FILE = 340_000  # ~4,200 lines in each file before it is rotated
 LINES = 50_000
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_R1_every_line_exactly_once_across_12_forced_rotations_from_4_clients_at_once(
     root: SysvRoot,
 ) -> None:

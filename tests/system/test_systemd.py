@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import roots
 from common import wait_until
 from nspawn import Container
 from service import (
@@ -135,6 +136,7 @@ def service(systemd_container: Callable[..., Container], service_debs: ServiceDe
 # --------------------------------------------------------------------------- supervision
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_S1_kill_9_main_pid_then_a_new_pid_within_restart_sec_plus_2_s(service: Service) -> None:
     unit = service
     assert unit.show("RestartUSec", "Restart") == {"RestartUSec": "1s", "Restart": "on-failure"}
@@ -204,6 +206,7 @@ def test_S2_bad_config_fails_the_unit_after_start_limit_burst_with_a_clear_journ
     print(f"FIGURE: S2 systemd: failed after {burst} starts in {took:.2f} s")
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_S3_stop_sends_sigterm_and_the_daemon_exits_0_without_sigkill(service: Service) -> None:
     unit = service
     pid = unit.main_pid()
@@ -497,6 +500,7 @@ def test_V3_service_user_writes_only_its_state_log_and_runtime_dirs(service: Ser
 # --------------------------------------------------------------------------- package lifecycle
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
     service: Service, service_debs: ServiceDebs
 ) -> None:
@@ -566,6 +570,7 @@ def names_and_uids(container: Container) -> set[tuple[str, tuple[int, ...]]]:
     return {(p.name.strip("()"), p.uids) for p in container.processes()}
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_P6_purge_leaves_nothing_of_the_package(
     systemd_container: Callable[..., Container], service_debs: ServiceDebs
 ) -> None:

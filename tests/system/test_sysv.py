@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import roots
 from common import wait_until
 from sandbox import Spawned
 from service import (
@@ -128,6 +129,7 @@ def alive(root: SysvRoot, pid: int) -> bool:
 # --------------------------------------------------------------------------- LSB actions
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_L1_status_of_installed_stopped_service_exits_3(service: Service) -> None:
     service.stopped()
     result = service.init("status")
@@ -135,6 +137,7 @@ def test_L1_status_of_installed_stopped_service_exits_3(service: Service) -> Non
     assert "is not running" in result.stdout
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_L2_start_twice_exits_0_and_leaves_exactly_one_daemon(service: Service) -> None:
     service.stopped()
     first = service.init("start")
@@ -146,6 +149,7 @@ def test_L2_start_twice_exits_0_and_leaves_exactly_one_daemon(service: Service) 
     assert service.root.pids_of(NAME) == [pid]
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_L3_stop_twice_exits_0_then_status_exits_3(service: Service) -> None:
     pid = service.running()
     assert service.init("stop").returncode == 0
@@ -176,6 +180,7 @@ def test_L5_try_restart_while_stopped_exits_0_and_stays_stopped(service: Service
     assert service.init("status").returncode == 3
 
 
+@pytest.mark.releases(*roots.RELEASES)
 def test_L5_reload_while_running_keeps_the_pid_and_rereads_the_config(service: Service) -> None:
     pid = service.running()
     config = service.root.path(CONFIG)
