@@ -21,7 +21,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 .DELETE_ON_ERROR:
 .SUFFIXES:
 MAKEFLAGS += --no-builtin-rules
-.PHONY: help deps test test-fast test-package test-system lint demo bench clean
+.PHONY: help deps test test-fast test-package test-system test-next lint demo bench clean
 
 help: ## show this help
 	@echo 'Usage: make TARGET'
@@ -58,6 +58,10 @@ test-package: $(DEPS_STAMP) ## build and lint the .deb and .rpm
 
 test-system: $(DEPS_STAMP) ## install and run the service in Debian roots (root)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/system
+
+# Not part of `test`: testing changes every day. An early warning of the next release.
+test-next: deps ## the system tier's trixie tests on Debian testing (forky), as root
+	PLATFORM_SKEL_NEXT=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/system
 
 lint: $(DEPS_STAMP) ## ruff over the template's own Python
 	$(BIN)/ruff check hooks local_extensions.py tests bench
