@@ -1,7 +1,8 @@
 """Debian roots for the system tier: debootstrap'ed once, cached as tarballs, copied per test.
 
 - `root_tarball`: the cached tarball of a `Flavour` (a package set) of a suite (a Debian release),
-  built once under /var/cache/platform-skel, also across pytest-xdist workers; roots of different
+  built once under /var/cache/platform-skel, also across pytest-xdist workers: apt installs the
+  flavour's packages into the release's debootstrap'ed minbase, itself cached. Roots of different
   releases build side by side.
 - `fresh_root`: a private copy of it, extracted afresh for a test and deleted afterwards.
 - `remove_tree`: deletes a copy, never following a mount point.
@@ -45,7 +46,7 @@ def _work_dir() -> Path:
 
 WORK_DIR = _work_dir()
 # Part of the cache key: bump it when the steps after debootstrap change.
-RECIPE = 1
+RECIPE = 2
 
 # Environment of every command run inside a root: nothing leaks in from pytest or the venv.
 ROOT_ENV = {
@@ -84,8 +85,15 @@ class Flavour:
     # Writes a policy-rc.d that exits 0, so that postinst may start services in a plain chroot.
     allow_service_start: bool
 
+    def packages_of(self, suite: str) -> tuple[str, ...]:
+        """What apt installs into the release's minbase root for this flavour."""
+        if suite in _STANDALONE_SYSUSERS and "systemd" not in self.packages:
+            return (*self.packages, "systemd-standalone-sysusers")
+        return self.packages
+
     def key(self, suite: str) -> str:
-        spec = {"suite": suite, "flavour": self.name, "packages": sorted(self.packages), "recipe": RECIPE}
+        packages = sorted(self.packages_of(suite))
+        spec = {"suite": suite, "flavour": self.name, "packages": packages, "recipe": RECIPE}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -94,6 +102,9 @@ class Flavour:
 # start-stop-daemon from dpkg (both Essential); lsb-base is there for packages that still depend on
 # it; cron is what logrotate depends on when systemd is not PID 1.
 BASE_PACKAGES = ("python3", "adduser", "logrotate", "cron", "procps", "lsb-base", "daemontools", "runit")
+# From trixie on cron needs a sysusers: without systemd the standalone one, as on a sysvinit host.
+# Named beside cron, apt takes it; debootstrap's resolver would take systemd, the first alternative.
+_STANDALONE_SYSUSERS = ("trixie", NEXT)
 SYSV = Flavour("sysv", BASE_PACKAGES, allow_service_start=True)
 SYSTEMD = Flavour("systemd", (*BASE_PACKAGES, "systemd", "systemd-sysv", "dbus"), allow_service_start=False)
 
@@ -127,19 +138,46 @@ def _build(flavour: Flavour, suite: str, tarball: Path) -> None:
     for old in CACHE_DIR.glob(f"{suite}-{flavour.name}-*.tar"):
         old.unlink()
     debs = CACHE_DIR / "debs" / suite
-    debs.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{suite}-{flavour.name}-", dir=CACHE_DIR))
+    (debs / "partial").mkdir(parents=True, exist_ok=True)
+    base = _minbase(suite, debs)
+    with _staging(suite, flavour.name, tarball) as staging:
+        subprocess.run(["tar", *_TAR_OPTIONS, "-C", str(staging), "-xf", str(base)], check=True)
+        # policy-rc.d 101: no service a postinst would start runs during the build.
+        policy = staging / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        _in_namespaces(
+            staging,
+            f"mount --bind {debs} {staging}/var/cache/apt/archives && "
+            f"chroot {staging} apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "
+            f"-o APT::Sandbox::User=root {' '.join(flavour.packages_of(suite))}",
+        )
+        policy.unlink()
+        _finish_root(staging, flavour)
+
+
+def _minbase(suite: str, debs: Path) -> Path:
+    """The release's debootstrap --variant=minbase, with its package lists: every flavour's start."""
+    spec = json.dumps({"suite": suite, "mirror": MIRROR, "recipe": RECIPE}, sort_keys=True)
+    tarball = CACHE_DIR / f"{suite}-minbase-{hashlib.sha256(spec.encode()).hexdigest()[:12]}.tar"
+    if tarball.exists():
+        return tarball
+    for old in CACHE_DIR.glob(f"{suite}-minbase-*.tar"):
+        old.unlink()
+    with _staging(suite, "minbase", tarball) as staging:
+        debootstrap = f"debootstrap --variant=minbase --cache-dir={debs} {suite} {staging} {MIRROR}"
+        _in_namespaces(staging, debootstrap, mount_proc=False)
+        staging.chmod(0o755)
+    return tarball
+
+
+@contextlib.contextmanager
+def _staging(suite: str, name: str, tarball: Path) -> Iterator[Path]:
+    """A directory to build a root in; on success it is written to `tarball`, whole or not at all."""
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{suite}-{name}-", dir=CACHE_DIR))
     part = tarball.with_name(tarball.name + ".part")
     try:
-        # In its own mount and PID namespaces, the /proc and /sys that debootstrap mounts in the
-        # target, and any daemon a postinst starts, cannot outlive a crashed build.
-        subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "debootstrap", "--variant=minbase", f"--include={','.join(flavour.packages)}",
-             f"--cache-dir={debs}", suite, str(staging), MIRROR],
-            check=True, stdin=subprocess.DEVNULL, env={**ROOT_ENV, "LANG": "C"},
-        )  # fmt: skip
-        _finish_root(staging, flavour)
+        yield staging
         subprocess.run(["tar", *_TAR_OPTIONS, "-C", str(staging), "-cf", str(part), "."], check=True)
         with open(part, "rb") as handle:
             os.fsync(handle.fileno())
@@ -147,6 +185,18 @@ def _build(flavour: Flavour, suite: str, tarball: Path) -> None:
     finally:
         part.unlink(missing_ok=True)
         remove_tree(staging)
+
+
+def _in_namespaces(root: Path, script: str, *, mount_proc: bool = True) -> None:
+    """Run `script` in its own mount and PID namespaces: what it mounts, and any daemon a postinst
+    starts, cannot outlive it, even when the build crashes."""
+    if mount_proc:
+        script = f"mount -t proc proc {root}/proc && {script}"
+    subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
+         "sh", "-ec", script],
+        check=True, stdin=subprocess.DEVNULL, env={**ROOT_ENV, "LANG": "C"},
+    )  # fmt: skip
 
 
 def _finish_root(root: Path, flavour: Flavour) -> None:
