@@ -30,6 +30,20 @@ PIDFILE = f"{RUN_DIR}/{NAME}.pid"
 # The prefix of a command run as the service user, with its groups.
 AS_SERVICE_USER = ("setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups")
 
+# What installing any package with apt leaves in /etc, /var and /run, none of it the package's:
+# apt's state and logs, adduser's lock, what runit's dpkg trigger sets up (from trixie on, it also
+# enables runit's own default-syslog service then), and what a booted systemd makes after boot.
+NOT_THE_PACKAGES = re.compile(
+    r"^/(var/lib/apt/|var/log/apt/|run/adduser$|run/runit(/|$)|etc/sv/default-syslog/supervise$"
+    r"|etc/runit/runsvdir/default/default-syslog$|run/agetty\.reload$|run/credentials/console-getty\.service$)"
+)
+
+
+def left_behind(new_paths: set[str]) -> list[str]:
+    """Of the paths that appeared since before the install, those that NOT_THE_PACKAGES misses."""
+    return sorted(path for path in new_paths if not NOT_THE_PACKAGES.match(path))
+
+
 # `python3 -I -c HOLD_PORT PORT`: another process holding the daemon's port, bound as the
 # daemon binds it; prints "listening" once it holds it.
 HOLD_PORT = """\

@@ -16,7 +16,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 import roots
-from service import CONFIG, INIT, NAME, PIDFILE, PORT, SERVICE_DIR, health, log_lines, set_message
+from service import (
+    CONFIG,
+    INIT,
+    NAME,
+    PIDFILE,
+    PORT,
+    SERVICE_DIR,
+    health,
+    left_behind,
+    log_lines,
+    set_message,
+)
 from supervisors import Supervisor
 from support import require_tool, run
 from sysv import SysvRoot
@@ -28,18 +39,6 @@ pytestmark = pytest.mark.usefixtures("system_host")
 
 # Where P6 looks for anything the package left behind.
 WATCHED = ("/etc", "/var/lib", "/var/log", "/run")
-# What any package installed with apt leaves there: apt's state and logs, adduser's lock, and
-# the directory that runit's dpkg trigger makes.
-NOT_THE_PACKAGES = {
-    "/run/adduser",
-    "/run/runit",
-    "/run/runit/supervise",
-    "/var/lib/apt/extended_states",
-    "/var/lib/apt/lists/auxfiles",
-    "/var/log/apt/eipp.log.xz",
-    "/var/log/apt/history.log",
-    "/var/log/apt/term.log",
-}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -223,7 +222,7 @@ def test_P6_purge_leaves_nothing_of_the_package_and_no_process_but_keeps_the_use
     apt_get(root, "purge", NAME)
     left = sorted(tree(root) - fresh)
     print(f"FIGURE: P6 {supervisor}: new paths after purge: {left}")
-    assert set(left) <= NOT_THE_PACKAGES, left
+    assert left_behind(set(left)) == [], left
     assert [p.name for p in root.processes()] == ["harness-init"]
     assert ok(root.run(["getent", "passwd", NAME])).stdout.startswith(f"{NAME}:"), "the user is kept"
     assert ok(root.run(["getent", "group", NAME])).stdout.startswith(f"{NAME}:"), "and its group"
