@@ -526,6 +526,7 @@ def test_P2_upgrade_keeps_it_running_and_restarts_it_exactly_once(
 
 # Created by other packages while this one was installed and purged: apt's cache, state and logs,
 # adduser's lock, runit's trigger (for /etc/sv), agetty. None is this package's.
+@pytest.mark.releases(*roots.RELEASES)
 def test_S7_ten_restarts_and_an_upgrade_through_the_socket_fail_no_request(
     service: Service, service_debs: ServiceDebs
 ) -> None:
