@@ -12,9 +12,11 @@ loop: nothing refused, reset or failed), C5 (HUP with a log file that a start ca
 running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
 removed but not purged. Under supervisord (a root of its own flavour, with the supervisor
-package): S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
+package): S7 (`supervisorctl signal USR2`, and the upgrade, whose postinst restarts it in
+place), S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
 within stopwaitsecs), S11 (signal HUP: same pid, config re-read; rotation loses no line), V1, and
-P2 (the .deb's own supervisorctl calls: started on install, restarted on upgrade, stopped on remove).
+P2 (the .deb's own supervisorctl calls: started on install, restarted in place on upgrade,
+started by a reinstall once stopped, stopped on remove).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import signal
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
 
 KINDS = ["daemontools", "runit"]
 HUP = {"daemontools": ("-h",), "runit": ("hup",)}
+# daemontools' svc has no USR2: its daemon is sent one by pid.
+USR2 = {"runit": ("2",), "supervisord": ("signal", "USR2")}
 DOWN = {"daemontools": ("-d",), "runit": ("down",)}
 OTHER_PACKAGE = {"daemontools": "runit", "runit": "daemontools"}
 # Neither supervisor has a RestartSec: both restart at once a service that ran for a second
@@ -91,6 +96,12 @@ def ready_pid(supervisor: Supervisor) -> int:
     pid = supervisor.wait_pid()
     wait_ready(supervisor.root, pid)
     return pid
+
+
+def deny_service_actions(root: SysvRoot) -> None:
+    """A supervisor runs the service: policy-rc.d keeps postinst's invoke-rc.d from starting the
+    init script's instance beside it."""
+    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# a supervisor runs it\nexit 101\n", 0o755)
 
 
 # BSD process accounting (acct(2)), kept per PID namespace: the kernel's own record of how
@@ -194,29 +205,26 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
 
 
 def usr2(root: SysvRoot, supervisor: Supervisor, kind: str, pid: int) -> None:
-    """`sv 2`; daemontools' svc has no USR2: kill."""
-    if kind == "runit":
-        assert supervisor.ctl("2").returncode == 0
+    if kind in USR2:
+        assert supervisor.ctl(*USR2[kind]).returncode == 0
     else:
         root.kill(pid, signal.SIGUSR2)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
-    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, service_debs: ServiceDebs
+def ten_restarts_in_place_and_an_upgrade(
+    root: SysvRoot, supervisor: Supervisor, kind: str, v2: Path, by_the_package: bool
 ) -> None:
-    """The upgrade: apt-get installs 0.2.0, then the admin restarts the service in place. The
-    supervisor runs the service, so policy-rc.d keeps postinst's invoke-rc.d from starting the
-    init script's instance beside it."""
-    root = installed
-    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# the supervisor runs it\nexit 101\n", 0o755)
-    stops = len(log_lines(root, r" stopping on "))  # the init script's instance, by the fixture
-    supervisor, pid = start(supervised, root, kind)
+    """S7 under a supervisor: USR2 ten times, then the upgrade to v2, which restarts the daemon
+    in place itself (`by_the_package`), or after which the admin does; all of it under the
+    client loop, and never a stop."""
+    pid = ready_pid(supervisor)
+    stops = len(log_lines(root, r" stopping on "))
     restarts, upgrade = restarts_and_an_upgrade(
         root,
         lambda: restart_in_place(root, pid, lambda: usr2(root, supervisor, kind, pid)),
-        service_debs.v2,
-        True,
+        v2,
+        not by_the_package,
+        signalled=pid if by_the_package else None,
     )
     print(f"FIGURE: S7 {kind}, 10 restarts: {restarts}")
     print(f"FIGURE: S7 {kind}, upgrade 0.1.0 -> 0.2.0: {upgrade}")
@@ -224,6 +232,17 @@ def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fai
     assert restarts.pids == upgrade.pids == [pid] and supervisor.pid() == pid
     assert len(log_lines(root, r" INFO restarting in place: ")) == 11
     assert len(log_lines(root, r" stopping on ")) == stops
+    assert installed_version(root) == "0.2.0"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, service_debs: ServiceDebs
+) -> None:
+    """The upgrade: apt-get installs 0.2.0, then the admin restarts the service in place."""
+    deny_service_actions(installed)
+    supervisor = supervised(installed, kind, SERVICE_DIR)
+    ten_restarts_in_place_and_an_upgrade(installed, supervisor, kind, service_debs.v2, False)
 
 
 # log_file values that load but that a start cannot use, and what the daemon says of each.
@@ -493,6 +512,15 @@ def test_S10_supervisorctl_stop_sends_term_and_the_daemon_exits_0_within_stopwai
     print(f"FIGURE: S10 supervisord: stopped, exit status 0, in {took:.2f} s (stopwaitsecs {stop_wait})")
 
 
+def test_S7_supervisord_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    supervisord_root: SysvRoot, supervised: Callable[..., Supervisor], service_debs: ServiceDebs
+) -> None:
+    """`supervisorctl signal USR2`; the upgrade restarts it in place by itself (postinst)."""
+    deny_service_actions(supervisord_root)
+    supervisor = supervised(supervisord_root, "supervisord", PROGRAM)
+    ten_restarts_in_place_and_an_upgrade(supervisord_root, supervisor, "supervisord", service_debs.v2, True)
+
+
 def test_S11_supervisorctl_signal_hup_rereads_the_config_with_the_same_pid(supervisord: Supervisor) -> None:
     root = supervisord.root
     pid = ready_pid(supervisord)
@@ -541,29 +569,40 @@ def test_V1_supervisord_runs_the_daemon_as_the_service_user_without_capabilities
     assert_unprivileged(root, pid)
 
 
-def test_P2_with_supervisord_running_the_deb_starts_the_program_restarts_it_on_upgrade_stops_it_on_remove(
+def installed_by_apt(root: SysvRoot, deb: Path, *apt_args: str) -> None:
+    """The .deb installed, and none of postinst's supervisorctl calls failed."""
+    result = root.install_deb(deb, *apt_args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "supervisorctl" not in result.stderr, result.stderr
+
+
+def test_P2_with_supervisord_the_deb_starts_the_program_restarts_it_in_place_on_upgrade_stops_it_on_remove(
     supervisord_root: SysvRoot, supervised: Callable[..., Supervisor], service_debs: ServiceDebs
 ) -> None:
-    """The package's own supervisorctl calls; the init script is kept from starting (policy-rc.d)."""
+    """The package's own supervisorctl calls; the init script is kept from starting (policy-rc.d).
+    Once the admin has stopped the program, a reinstall starts it."""
     root = supervisord_root
-    root.run(["dpkg", "--purge", "my-service"], check=True)
-    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", mode=0o755)
+    root.run(["dpkg", "--purge", NAME], check=True)  # its log too
+    deny_service_actions(root)
     supervisord = supervised(root, "supervisord", PROGRAM)
     assert "no such process" in supervisord.status_text()
 
-    pids = []
-    for deb in (service_debs.v1, service_debs.v2):
-        result = root.install_deb(deb)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert "supervisorctl" not in result.stderr, result.stderr
-        pids.append(ready_pid(supervisord))
-        assert health(root)["pid"] == pids[-1]
-        assert len(root.pids_of("my-service")) == 1
-    first, second = pids
-    assert second != first and root.status(first) is None, "not restarted on upgrade"
+    installed_by_apt(root, service_debs.v1)
+    pid = ready_pid(supervisord)
+    assert health(root)["pid"] == pid
+    wait_until(lambda: " RUNNING " in supervisord.status_text(), 5.0, what=f"{PROGRAM} RUNNING")
+    restart_in_place(root, pid, lambda: installed_by_apt(root, service_debs.v2))
     assert installed_version(root) == "0.2.0"
+    assert supervisord.pid() == pid and health(root)["pid"] == pid and root.pids_of(NAME) == [pid]
+    assert len(log_lines(root, r" INFO restarting in place: ")) == 1
+    assert not log_lines(root, r" stopping on ")
 
-    removed = root.run(["apt-get", "remove", "-y", "my-service"])
+    assert supervisord.ctl("stop").returncode == 0
+    installed_by_apt(root, service_debs.v2, "--reinstall")
+    started = ready_pid(supervisord)
+    assert started != pid and health(root)["pid"] == started and root.pids_of(NAME) == [started]
+
+    removed = root.run(["apt-get", "remove", "-y", NAME])
     assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
-    root.wait_gone(second, timeout=5.0)
-    assert supervisord.pid() is None and not root.pids_of("my-service")
+    root.wait_gone(started, timeout=5.0)
+    assert supervisord.pid() is None and not root.pids_of(NAME)
