@@ -152,6 +152,11 @@ def restart_in_place(sandbox: Sandbox, pid: int, send_usr2: Callable[[], object]
     )
 
 
+def wait_ready(sandbox: Sandbox, pid: int) -> None:
+    """The daemon's "ready" line: its signal handlers are installed from then on."""
+    wait_until(lambda: log_lines(sandbox, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
+
+
 def health(sandbox: Sandbox) -> dict[str, object]:
     reply = sandbox.http_get(PORT, "/health")
     assert reply.status == 200, reply

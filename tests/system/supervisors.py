@@ -26,6 +26,7 @@ class Supervisor:
 
     PROGRAM: ClassVar[str]  # supervise / runsv / supervisord
     CONTROL: ClassVar[str]  # svc / sv / supervisorctl: `CONTROL ARGS SERVICE`
+    USR2: ClassVar[tuple[str, ...]] = ()  # control arguments that send the service USR2
 
     def __init__(self, root: SysvRoot, service: str) -> None:
         self.root = root
@@ -52,6 +53,10 @@ class Supervisor:
     def exit(self) -> None:
         """Ask the supervisor to stop the service and exit."""
         raise NotImplementedError
+
+    def usr2(self) -> None:
+        """USR2 to the service (restart in place), through the supervisor where it can send one."""
+        self.ctl(*self.USR2).check_returncode()
 
     def status_text(self) -> str:
         raise NotImplementedError
@@ -98,6 +103,12 @@ class Daemontools(Supervisor):
     def exit(self) -> None:
         self.ctl("-dx")
 
+    def usr2(self) -> None:
+        """svc has no USR2: by pid."""
+        pid = self.pid()
+        assert pid is not None, f"{self.service} is down"
+        self.root.kill(pid, signal.SIGUSR2)
+
     def status_text(self) -> str:
         return self.root.run(["svstat", self.service]).stdout  # "DIR: up (pid 42) 3 seconds"
 
@@ -105,6 +116,7 @@ class Daemontools(Supervisor):
 class Runit(Supervisor):
     PROGRAM = "runsv"
     CONTROL = "sv"
+    USR2 = ("2",)
 
     def exit(self) -> None:
         self.ctl("exit")
@@ -118,6 +130,7 @@ class Supervisord(Supervisor):
 
     PROGRAM = "supervisord"
     CONTROL = "supervisorctl"
+    USR2 = ("signal", "USR2")
 
     def command(self) -> list[str]:
         return [self.PROGRAM, "-n", "-c", "/etc/supervisor/supervisord.conf"]

@@ -46,6 +46,7 @@ from service import (
     restart_in_place,
     restarts_and_an_upgrade,
     set_message,
+    wait_ready,
 )
 from supervisors import SUPERVISORD, Supervisor
 from sysv import SysvRoot
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
 
 KINDS = ["daemontools", "runit"]
 HUP = {"daemontools": ("-h",), "runit": ("hup",)}
-# daemontools' svc has no USR2: its daemon is sent one by pid.
-USR2 = {"runit": ("2",), "supervisord": ("signal", "USR2")}
 DOWN = {"daemontools": ("-d",), "runit": ("down",)}
 OTHER_PACKAGE = {"daemontools": "runit", "runit": "daemontools"}
 # Neither supervisor has a RestartSec: both restart at once a service that ran for a second
@@ -77,11 +76,6 @@ def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> 
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_ready(root: SysvRoot, pid: int) -> None:
-    """The daemon's "ready" line: its signal handlers are installed from then on."""
-    wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
 
 
 def start(
@@ -204,13 +198,6 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert supervisor.pid() == pid
 
 
-def usr2(root: SysvRoot, supervisor: Supervisor, kind: str, pid: int) -> None:
-    if kind in USR2:
-        assert supervisor.ctl(*USR2[kind]).returncode == 0
-    else:
-        root.kill(pid, signal.SIGUSR2)
-
-
 def ten_restarts_in_place_and_an_upgrade(
     root: SysvRoot, supervisor: Supervisor, kind: str, v2: Path, by_the_package: bool
 ) -> None:
@@ -221,7 +208,7 @@ def ten_restarts_in_place_and_an_upgrade(
     stops = len(log_lines(root, r" stopping on "))
     restarts, upgrade = restarts_and_an_upgrade(
         root,
-        lambda: restart_in_place(root, pid, lambda: usr2(root, supervisor, kind, pid)),
+        lambda: restart_in_place(root, pid, supervisor.usr2),
         v2,
         not by_the_package,
         signalled=pid if by_the_package else None,
