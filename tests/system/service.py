@@ -131,16 +131,25 @@ def client_loop(sandbox: Sandbox, port: int = PORT) -> Iterator[Load]:
 
 
 def restarts_and_an_upgrade(
-    sandbox: Sandbox, restart: Callable[[], object], v2: Path, restart_after_upgrade: bool
+    sandbox: Sandbox,
+    restart: Callable[[], object],
+    v2: Path,
+    restart_after_upgrade: bool,
+    *,
+    signalled: int | None = None,
 ) -> tuple[Load, Load]:
     """RELIABILITY.md S7: the client loop during 10 restart() calls, then during the upgrade to
-    the v2 .deb (and a restart() after it, where the package itself does not restart)."""
+    the v2 .deb (and a restart() after it, where the package itself does not restart). Where
+    the package only sends USR2 to the daemon (supervisord), pid `signalled`: until its new
+    image is ready."""
     with client_loop(sandbox) as restarts:
         for _ in range(10):
             restart()
     with client_loop(sandbox) as upgrade:
-        result = sandbox.install_deb(v2)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        if signalled is None:
+            install(sandbox, v2)
+        else:
+            restart_in_place(sandbox, signalled, lambda: install(sandbox, v2))
         if restart_after_upgrade:
             restart()
     return restarts, upgrade
@@ -155,6 +164,11 @@ def restart_in_place(sandbox: Sandbox, pid: int, send_usr2: Callable[[], object]
         15.0,
         what="the restart in place",
     )
+
+
+def wait_ready(sandbox: Sandbox, pid: int) -> None:
+    """The daemon's "ready" line: its signal handlers are installed from then on."""
+    wait_until(lambda: log_lines(sandbox, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
 
 
 def health(sandbox: Sandbox) -> dict[str, object]:

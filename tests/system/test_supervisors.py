@@ -12,9 +12,11 @@ loop: nothing refused, reset or failed), C5 (HUP with a log file that a start ca
 running config kept, one line), V1 (not root, no capabilities, also after HUP); and
 the run script taking the service down, instead of failing once a second, once the package is
 removed but not purged. Under supervisord (a root of its own flavour, with the supervisor
-package): S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
+package): S7 (`supervisorctl signal USR2`, and the upgrade, whose postinst restarts it in
+place), S9 (kill -9 -> a new pid within startsecs + 2 s), S10 (supervisorctl stop: TERM, exit 0
 within stopwaitsecs), S11 (signal HUP: same pid, config re-read; rotation loses no line), V1, and
-P2 (the .deb's own supervisorctl calls: started on install, restarted on upgrade, stopped on remove).
+P2 (the .deb's own supervisorctl calls: started on install, restarted in place on upgrade,
+started by a reinstall once stopped, stopped on remove).
 """
 
 from __future__ import annotations
@@ -23,17 +25,15 @@ import configparser
 import re
 import signal
 import struct
-import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import roots
 import test_logrotate as logrotate
 import upstart
 from common import wait_until
-from sandbox import Spawned
 from service import (
     CONFIG,
     INIT,
@@ -46,8 +46,9 @@ from service import (
     restart_in_place,
     restarts_and_an_upgrade,
     set_message,
+    wait_ready,
 )
-from supervisors import Supervisor
+from supervisors import SUPERVISORD, Supervisor
 from sysv import SysvRoot
 
 if TYPE_CHECKING:
@@ -77,18 +78,24 @@ def installed(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> 
 # --------------------------------------------------------------------------- helpers
 
 
-def wait_ready(root: SysvRoot, pid: int) -> None:
-    """The daemon's "ready" line: its signal handlers are installed from then on."""
-    wait_until(lambda: log_lines(root, rf" ready: .*, pid {pid}$"), 10.0, what=f"pid {pid} ready")
-
-
 def start(
-    supervised: Callable[..., Supervisor], root: SysvRoot, kind: str, service_dir: str = SERVICE_DIR
+    supervised: Callable[..., Supervisor], root: SysvRoot, kind: str, service: str = SERVICE_DIR
 ) -> tuple[Supervisor, int]:
-    supervisor = supervised(root, kind, service_dir)
+    supervisor = supervised(root, kind, service)
+    return supervisor, ready_pid(supervisor)
+
+
+def ready_pid(supervisor: Supervisor) -> int:
+    """The supervised daemon's pid, once it is ready."""
     pid = supervisor.wait_pid()
-    wait_ready(root, pid)
-    return supervisor, pid
+    wait_ready(supervisor.root, pid)
+    return pid
+
+
+def deny_service_actions(root: SysvRoot) -> None:
+    """A supervisor runs the service: policy-rc.d keeps postinst's invoke-rc.d from starting the
+    init script's instance beside it."""
+    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# a supervisor runs it\nexit 101\n", 0o755)
 
 
 # BSD process accounting (acct(2)), kept per PID namespace: the kernel's own record of how
@@ -191,30 +198,20 @@ def test_S4_hup_reloads_a_good_config_and_keeps_the_old_one_when_broken(
     assert supervisor.pid() == pid
 
 
-def usr2(root: SysvRoot, supervisor: Supervisor, kind: str, pid: int) -> None:
-    """`sv 2`; daemontools' svc has no USR2: kill."""
-    if kind == "runit":
-        assert supervisor.ctl("2").returncode == 0
-    else:
-        root.kill(pid, signal.SIGUSR2)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
-    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, service_debs: ServiceDebs
+def ten_restarts_in_place_and_an_upgrade(
+    root: SysvRoot, supervisor: Supervisor, kind: str, v2: Path, by_the_package: bool
 ) -> None:
-    """The upgrade: apt-get installs 0.2.0, then the admin restarts the service in place. The
-    supervisor runs the service, so policy-rc.d keeps postinst's invoke-rc.d from starting the
-    init script's instance beside it."""
-    root = installed
-    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# the supervisor runs it\nexit 101\n", 0o755)
-    stops = len(log_lines(root, r" stopping on "))  # the init script's instance, by the fixture
-    supervisor, pid = start(supervised, root, kind)
+    """S7 under a supervisor: USR2 ten times, then the upgrade to v2, which restarts the daemon
+    in place itself (`by_the_package`), or after which the admin does; all of it under the
+    client loop, and never a stop."""
+    pid = ready_pid(supervisor)
+    stops = len(log_lines(root, r" stopping on "))
     restarts, upgrade = restarts_and_an_upgrade(
         root,
-        lambda: restart_in_place(root, pid, lambda: usr2(root, supervisor, kind, pid)),
-        service_debs.v2,
-        True,
+        lambda: restart_in_place(root, pid, supervisor.usr2),
+        v2,
+        not by_the_package,
+        signalled=pid if by_the_package else None,
     )
     print(f"FIGURE: S7 {kind}, 10 restarts: {restarts}")
     print(f"FIGURE: S7 {kind}, upgrade 0.1.0 -> 0.2.0: {upgrade}")
@@ -222,6 +219,17 @@ def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fai
     assert restarts.pids == upgrade.pids == [pid] and supervisor.pid() == pid
     assert len(log_lines(root, r" INFO restarting in place: ")) == 11
     assert len(log_lines(root, r" stopping on ")) == stops
+    assert installed_version(root) == "0.2.0"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_S7_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    installed: SysvRoot, supervised: Callable[..., Supervisor], kind: str, service_debs: ServiceDebs
+) -> None:
+    """The upgrade: apt-get installs 0.2.0, then the admin restarts the service in place."""
+    deny_service_actions(installed)
+    supervisor = supervised(installed, kind, SERVICE_DIR)
+    ten_restarts_in_place_and_an_upgrade(installed, supervisor, kind, service_debs.v2, False)
 
 
 # log_file values that load but that a start cannot use, and what the daemon says of each.
@@ -404,53 +412,9 @@ def test_C5_upstart_pre_start_stops_the_job_on_what_a_start_would_reject_with_a_
 
 # --------------------------------------------------------------------------- supervisord
 
-# Debian's supervisor package (4.2.5 in bookworm) in a root of its own flavour.
-SUPERVISORD = roots.Flavour("supervisord", (*roots.BASE_PACKAGES, "supervisor"), allow_service_start=True)
 PROGRAM = "my-service"
 PROGRAM_FILE = f"/etc/supervisor/conf.d/{PROGRAM}.conf"
 UNIT = "/lib/systemd/system/my-service.service"
-
-
-class Supervisord:
-    """Debian's supervisord in the foreground, on its own config (which includes conf.d/*.conf).
-
-    The root's teardown stops it (SIGTERM), and it stops the program first.
-    """
-
-    def __init__(self, root: SysvRoot) -> None:
-        self.root = root
-        self.process: Spawned | None = None
-
-    def start(self) -> Supervisord:
-        self.process = self.root.spawn(
-            ["supervisord", "-n", "-c", "/etc/supervisor/supervisord.conf"],
-            log=self.root.work / "supervisord.log",
-        )
-        wait_until(lambda: self.ctl("pid").stdout.strip().isdigit(), 10.0, what="supervisord's socket")
-        return self
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.root.run(["supervisorctl", *args])
-
-    def status_text(self) -> str:
-        return self.ctl("status", PROGRAM).stdout  # "my-service  RUNNING  pid 42, uptime 0:00:03"
-
-    def pid(self) -> int | None:
-        """The program's pid (inside), None while it is not running."""
-        found = re.search(r"\bRUNNING\s+pid (\d+)", self.status_text())
-        return int(found.group(1)) if found else None
-
-    def wait_pid(self, timeout: float = 10.0) -> int:
-        return wait_until(self.pid, timeout, what=f"{PROGRAM} RUNNING")
-
-    def wait_new_pid(self, old: int, timeout: float = 10.0) -> int:
-        """supervisord's pid of the program is its process's from the fork on, before RUNNING."""
-
-        def new() -> int | None:
-            found = re.search(r"\bpid (\d+)", self.status_text())
-            return int(found.group(1)) if found and int(found.group(1)) != old else None
-
-        return wait_until(new, timeout, what=f"a pid other than {old}")
 
 
 def installed_version(root: SysvRoot) -> str:
@@ -465,7 +429,7 @@ def program_settings(root: SysvRoot) -> configparser.SectionProxy:
 
 @pytest.fixture
 def supervisord_root(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDebs) -> SysvRoot:
-    """A root with supervisor and the .deb installed, and supervisord running the program.
+    """A root with supervisor and the .deb installed, supervisord not started yet.
 
     supervisord is not running while the .deb installs: the postinst leaves it be and the
     init script starts the service, which is stopped here before supervisord starts.
@@ -481,23 +445,17 @@ def supervisord_root(sysv_root: Callable[..., SysvRoot], service_debs: ServiceDe
 
 
 @pytest.fixture
-def supervisord(supervisord_root: SysvRoot) -> Supervisord:
-    return Supervisord(supervisord_root).start()
+def supervisord(supervisord_root: SysvRoot, supervised: Callable[..., Supervisor]) -> Supervisor:
+    return supervised(supervisord_root, "supervisord", PROGRAM)
 
 
-def start_program(supervisord: Supervisord) -> int:
-    pid = supervisord.wait_pid()
-    wait_ready(supervisord.root, pid)
-    return pid
-
-
-def test_S9_supervisord_kill_9_then_a_new_pid_within_startsecs_plus_2_s(supervisord: Supervisord) -> None:
+def test_S9_supervisord_kill_9_then_a_new_pid_within_startsecs_plus_2_s(supervisord: Supervisor) -> None:
     """Once after the program counts as started, then at once, while it is retried (BACKOFF)."""
     root = supervisord.root
     settings = program_settings(root)
     assert settings["autorestart"] == "unexpected" and settings["exitcodes"] == "0"
     bound = int(settings["startsecs"]) + 2.0
-    pid = start_program(supervisord)
+    pid = ready_pid(supervisord)
     time.sleep(int(settings["startsecs"]) + 0.2)
     delays = []
     for _ in range(2):
@@ -517,7 +475,7 @@ def test_S9_supervisord_kill_9_then_a_new_pid_within_startsecs_plus_2_s(supervis
 
 
 def test_S10_supervisorctl_stop_sends_term_and_the_daemon_exits_0_within_stopwaitsecs(
-    supervisord: Supervisord,
+    supervisord: Supervisor,
 ) -> None:
     root = supervisord.root
     settings = program_settings(root)
@@ -526,10 +484,10 @@ def test_S10_supervisorctl_stop_sends_term_and_the_daemon_exits_0_within_stopwai
     assert timeout_stop is not None
     stop_wait = int(settings["stopwaitsecs"])
     assert stop_wait > int(timeout_stop.group(1)), "stopwaitsecs must outlast the daemon's own stop timeout"
-    pid = start_program(supervisord)
+    pid = ready_pid(supervisord)
     stopping = len(log_lines(root, r" INFO stopping on SIGTERM$"))
     began = time.monotonic()
-    result = supervisord.ctl("stop", PROGRAM)
+    result = supervisord.ctl("stop")
     took = time.monotonic() - began
     assert result.returncode == 0 and f"{PROGRAM}: stopped" in result.stdout, result
     assert took < stop_wait
@@ -541,11 +499,20 @@ def test_S10_supervisorctl_stop_sends_term_and_the_daemon_exits_0_within_stopwai
     print(f"FIGURE: S10 supervisord: stopped, exit status 0, in {took:.2f} s (stopwaitsecs {stop_wait})")
 
 
-def test_S11_supervisorctl_signal_hup_rereads_the_config_with_the_same_pid(supervisord: Supervisord) -> None:
+def test_S7_supervisord_ten_restarts_in_place_and_an_upgrade_under_load_refuse_reset_and_fail_no_request(
+    supervisord_root: SysvRoot, supervised: Callable[..., Supervisor], service_debs: ServiceDebs
+) -> None:
+    """`supervisorctl signal USR2`; the upgrade restarts it in place by itself (postinst)."""
+    deny_service_actions(supervisord_root)
+    supervisor = supervised(supervisord_root, "supervisord", PROGRAM)
+    ten_restarts_in_place_and_an_upgrade(supervisord_root, supervisor, "supervisord", service_debs.v2, True)
+
+
+def test_S11_supervisorctl_signal_hup_rereads_the_config_with_the_same_pid(supervisord: Supervisor) -> None:
     root = supervisord.root
-    pid = start_program(supervisord)
+    pid = ready_pid(supervisord)
     set_message(root, "reloaded under supervisord")
-    assert supervisord.ctl("signal", "HUP", PROGRAM).returncode == 0
+    assert supervisord.ctl("signal", "HUP").returncode == 0
     wait_until(lambda: health(root)["message"] == "reloaded under supervisord", 5.0, what="the new message")
     assert supervisord.pid() == pid and health(root)["pid"] == pid
 
@@ -555,11 +522,11 @@ BYTES_PER_FILE = 100_000  # ~1,200 lines in each file before it is rotated
 
 
 def test_S11_supervisord_rotation_with_the_shipped_logrotate_config_loses_no_line(
-    supervisord: Supervisord,
+    supervisord: Supervisor,
 ) -> None:
     """No USR1 reaches the daemon here (the init script has no pidfile of it): it reopens by itself."""
     root = supervisord.root
-    pid = start_program(supervisord)
+    pid = ready_pid(supervisord)
     clients = logrotate.Clients(root, [0.0, 0.0])
     for _ in range(ROTATIONS):
         logrotate.wait_for_lines(root, BYTES_PER_FILE)
@@ -567,7 +534,7 @@ def test_S11_supervisord_rotation_with_the_shipped_logrotate_config_loses_no_lin
     logrotate.wait_for_lines(root, BYTES_PER_FILE)
     written = clients.finish()
     assert supervisord.pid() == pid
-    assert supervisord.ctl("stop", PROGRAM).returncode == 0  # its last line is written
+    assert supervisord.ctl("stop").returncode == 0  # its last line is written
     seen = logrotate.count_seqs(logrotate.log_files(root))
     lost = len(written - set(seen))
     duplicated = [n for n, times in seen.items() if times > 1]
@@ -576,43 +543,53 @@ def test_S11_supervisord_rotation_with_the_shipped_logrotate_config_loses_no_lin
 
 
 def test_V1_supervisord_runs_the_daemon_as_the_service_user_without_capabilities_also_after_hup(
-    supervisord: Supervisord,
+    supervisord: Supervisor,
 ) -> None:
     root = supervisord.root
     assert program_settings(root)["user"] == "my-service"
-    pid = start_program(supervisord)
+    pid = ready_pid(supervisord)
     assert_unprivileged(root, pid)
     reloads = len(log_lines(root, r" INFO reloaded "))
-    assert supervisord.ctl("signal", "HUP", PROGRAM).returncode == 0
+    assert supervisord.ctl("signal", "HUP").returncode == 0
     wait_until(lambda: len(log_lines(root, r" INFO reloaded ")) == reloads + 1, 5.0, what="reload")
     assert supervisord.pid() == pid
     assert_unprivileged(root, pid)
 
 
-def test_P2_with_supervisord_running_the_deb_starts_the_program_restarts_it_on_upgrade_stops_it_on_remove(
-    supervisord_root: SysvRoot, service_debs: ServiceDebs
+def installed_by_apt(root: SysvRoot, deb: Path, *apt_args: str) -> None:
+    """The .deb installed, and none of postinst's supervisorctl calls failed."""
+    result = root.install_deb(deb, *apt_args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "supervisorctl" not in result.stderr, result.stderr
+
+
+def test_P2_with_supervisord_the_deb_starts_the_program_restarts_it_in_place_on_upgrade_stops_it_on_remove(
+    supervisord_root: SysvRoot, supervised: Callable[..., Supervisor], service_debs: ServiceDebs
 ) -> None:
-    """The package's own supervisorctl calls; the init script is kept from starting (policy-rc.d)."""
+    """The package's own supervisorctl calls; the init script is kept from starting (policy-rc.d).
+    Once the admin has stopped the program, a reinstall starts it."""
     root = supervisord_root
-    root.run(["dpkg", "--purge", "my-service"], check=True)
-    root.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", mode=0o755)
-    supervisord = Supervisord(root).start()
+    root.run(["dpkg", "--purge", NAME], check=True)  # its log too
+    deny_service_actions(root)
+    supervisord = supervised(root, "supervisord", PROGRAM)
     assert "no such process" in supervisord.status_text()
 
-    pids = []
-    for deb in (service_debs.v1, service_debs.v2):
-        result = root.install_deb(deb)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert "supervisorctl" not in result.stderr, result.stderr
-        pids.append(supervisord.wait_pid())
-        wait_ready(root, pids[-1])
-        assert health(root)["pid"] == pids[-1]
-        assert len(root.pids_of("my-service")) == 1
-    first, second = pids
-    assert second != first and root.status(first) is None, "not restarted on upgrade"
+    installed_by_apt(root, service_debs.v1)
+    pid = ready_pid(supervisord)
+    assert health(root)["pid"] == pid
+    wait_until(lambda: " RUNNING " in supervisord.status_text(), 5.0, what=f"{PROGRAM} RUNNING")
+    restart_in_place(root, pid, lambda: installed_by_apt(root, service_debs.v2))
     assert installed_version(root) == "0.2.0"
+    assert supervisord.pid() == pid and health(root)["pid"] == pid and root.pids_of(NAME) == [pid]
+    assert len(log_lines(root, r" INFO restarting in place: ")) == 1
+    assert not log_lines(root, r" stopping on ")
 
-    removed = root.run(["apt-get", "remove", "-y", "my-service"])
+    assert supervisord.ctl("stop").returncode == 0
+    installed_by_apt(root, service_debs.v2, "--reinstall")
+    started = ready_pid(supervisord)
+    assert started != pid and health(root)["pid"] == started and root.pids_of(NAME) == [started]
+
+    removed = root.run(["apt-get", "remove", "-y", NAME])
     assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
-    root.wait_gone(second, timeout=5.0)
-    assert supervisord.pid() is None and not root.pids_of("my-service")
+    root.wait_gone(started, timeout=5.0)
+    assert supervisord.pid() is None and not root.pids_of(NAME)
