@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 DEBIAN_PACKAGES := make dash openssh-client gnupg bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
 	daemontools runit debootstrap systemd-container piuparts reprepro \
-	systemd strace
+	systemd pkgconf strace
 BENCH_PACKAGES := dh-virtualenv
 # On a freshly booted host another apt often holds the lock for a while: wait for it.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600

@@ -18,7 +18,7 @@ import pytest
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# The paths the packages install with (see debian/rules).
+# The paths the packages install with on this Debian 12 host (debian/rules; unitdir from its systemd.pc).
 PACKAGE_PATHS = ["prefix=/usr", "sysconfdir=/etc", "unitdir=/lib/systemd/system"]
 
 

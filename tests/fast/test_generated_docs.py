@@ -1,5 +1,6 @@
 """The generated docs follow the answers: only the chosen init systems, values not variables,
-every target documented; and a refused slug is reported once."""
+every target documented; a refused slug is reported once; and the README promises the Debian
+releases and the Pythons that the system tier runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pre_gen_project
 import pytest
+import roots
 from support import TEMPLATE, run
 
 # What names each init choice in the generated README.
@@ -69,6 +71,25 @@ def test_template_readme_lists_every_target_of_the_generated_makefile(project: P
     ]
     listed = row.split("|")[3].replace(",", " ").split()
     assert sorted(listed) == sorted(targets)
+
+
+def spoken(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+@pytest.mark.ships()
+def test_readme_promises_the_releases_and_pythons_the_system_tier_runs(project: Path) -> None:
+    assert tuple(roots.DEBIAN_VERSION) == tuple(roots.PYTHON_VERSION) == roots.RELEASES
+    debian = spoken([f"{roots.DEBIAN_VERSION[release]} ({release})" for release in roots.RELEASES])
+    pythons = spoken([roots.PYTHON_VERSION[release] for release in roots.RELEASES])
+    text = " ".join((TEMPLATE / "README.md").read_text().split())
+    assert f"The package runs on Debian {debian}, the daemon on their python3: {pythons}." in text
+    # The generated project asks for the oldest of them, and vendors wheels that run there.
+    oldest = roots.PYTHON_VERSION[roots.RELEASES[0]]
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'\nrequires-python = ">={oldest}"\n' in pyproject
+    assert f'\ntarget-version = "py{oldest.replace(".", "")}"\n' in pyproject
+    assert f"\nVENDOR_PYTHON_VERSION ?= {oldest}\n" in (project / "Makefile").read_text()
 
 
 def test_a_refused_slug_is_reported_once_not_again_for_the_names_derived_from_it() -> None:

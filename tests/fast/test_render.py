@@ -56,6 +56,7 @@ COMMON = {
     "src/my_service/config.py",
     "src/my_service/daemon.py",
     "src/my_service/health.py",
+    "tests/conftest.py",
     "tests/test_daemon.py",
     "tests/bats/install.bats",
 }

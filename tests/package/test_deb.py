@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -56,6 +57,32 @@ def test_deb_holds_the_designed_files_with_their_modes_and_owners(built: Built) 
 def test_deb_ships_nothing_under_var_run_or_tmp(built: Built) -> None:
     shipped = [path for path in deb_entries(built.deb) if path.startswith(("/var", "/run", "/tmp"))]
     assert shipped == []
+
+
+def rules_unitdirs(project: Path, env: dict[str, str]) -> set[str]:
+    """The unitdir that debian/rules gives `make build` and `make install`, as `make -n` shows."""
+    targets = ["override_dh_auto_build", "override_dh_auto_install"]
+    result = run(["make", "-n", "-f", "debian/rules", *targets], cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r" unitdir=(\S+)", result.stdout))
+
+
+def test_units_go_where_the_build_hosts_systemd_pc_says(default: Built, tmp_path: Path) -> None:
+    """Debian 12's systemd.pc says /lib/systemd/system: this host's, and the .deb's file list. 13's
+    says /usr/lib/systemd/system, for merged /usr: a systemd.pc of its own stands in for such a host."""
+    require_tool("pkg-config")
+    host = run(["pkg-config", "--variable=systemdsystemunitdir", "systemd"])
+    assert host.returncode == 0, host.stderr
+    assert rules_unitdirs(default.project, dict(os.environ)) == {host.stdout.strip()}
+    assert f"{host.stdout.strip()}/{default.slug}.service" in deb_entries(default.deb)
+    merged = tmp_path / "pkgconfig"
+    merged.mkdir()
+    (merged / "systemd.pc").write_text(
+        "prefix=/usr\nsystemdsystemunitdir=${prefix}/lib/systemd/system\n\n"
+        "Name: systemd\nDescription: systemd\nVersion: 257\n"
+    )
+    env = {**os.environ, "PKG_CONFIG_LIBDIR": str(merged)}
+    assert rules_unitdirs(default.project, env) == {"/usr/lib/systemd/system"}
 
 
 def test_every_file_under_etc_is_a_conffile(built: Built, tmp_path: Path) -> None:

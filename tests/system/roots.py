@@ -25,6 +25,10 @@ from pathlib import Path
 # The releases the README promises, oldest first; SUITE is the build machines' own, NEXT the
 # testing release that `make test-next` tries (RELEASE_TESTED_ON_NEXT's tests run there instead).
 RELEASES = ("bullseye", "bookworm", "trixie")
+# What README.md promises of each (tests/fast/test_generated_docs.py): its Debian version and
+# its python3, which the daemon's own tests run on (test_releases.py).
+DEBIAN_VERSION = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
+PYTHON_VERSION = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 SUITE = "bookworm"
 NEXT = "forky"
 RELEASE_TESTED_ON_NEXT = "trixie"
@@ -107,6 +111,15 @@ BASE_PACKAGES = ("python3", "adduser", "logrotate", "cron", "procps", "lsb-base"
 _STANDALONE_SYSUSERS = ("trixie", NEXT)
 SYSV = Flavour("sysv", BASE_PACKAGES, allow_service_start=True)
 SYSTEMD = Flavour("systemd", (*BASE_PACKAGES, "systemd", "systemd-sysv", "dbus"), allow_service_start=False)
+# A release's own lintian (through the project's `make lint-deb`) and pytest, run on what the build
+# host made (test_releases.py): on the .deb and the daemon's sources, so none of the service's
+# runtime. debootstrap resolves no virtual package: perl-openssl-defaults provides the
+# perl-openssl-abi-3 of lintian's libnet-ssleay-perl.
+CHECK = Flavour(
+    "check",
+    ("python3", "python3-pytest", "make", "lintian", "perl-openssl-defaults"),
+    allow_service_start=False,
+)
 
 _TAR_OPTIONS = ("--numeric-owner", "--xattrs", "--xattrs-include=*")
 
