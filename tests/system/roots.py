@@ -115,6 +115,13 @@ SYSTEMD = Flavour("systemd", (*BASE_PACKAGES, "systemd", "systemd-sysv", "dbus")
 # host made (test_releases.py): on the .deb and the daemon's sources, so none of the service's
 # runtime.
 CHECK = Flavour("check", ("python3", "python3-pytest", "make", "lintian"), allow_service_start=False)
+# And what a release newer than the build machines' needs to build the .deb itself: the
+# project's Build-Depends there (systemd.pc is in systemd-dev from trixie on) and build-essential.
+BUILD = Flavour(
+    "build",
+    (*CHECK.packages, "build-essential", "debhelper", "dh-python", "python3-pip", "pkgconf", "systemd-dev"),
+    allow_service_start=False,
+)
 
 _TAR_OPTIONS = ("--numeric-owner", "--xattrs", "--xattrs-include=*")
 
