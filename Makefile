@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Twice as many workers as the build machines' 2 cores: the system tier mostly waits (boots,
+# watchdogs, rotations), and a waiting worker leaves its core to another.
+WORKERS ?= 4
+PYTEST = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
 # Debian packages the tests run for real; `make deps` installs them (as root).
 DEBIAN_PACKAGES := make dash openssh-client gnupg bats bats-assert bats-support logrotate lintian \
 	rpm rpmlint debhelper dh-python python3-all python3-venv devscripts fakeroot \
@@ -48,20 +52,20 @@ deps: $(DEPS_STAMP) ## create the venv, and install the Debian packages when roo
 	fi
 
 test: deps lint ## run every tier: fast, package and system (root)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
+	$(PYTEST) tests
 
 test-fast: $(DEPS_STAMP) ## render, lint and run the generated project (no root, seconds)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/fast
+	$(PYTEST) tests/fast
 
 test-package: $(DEPS_STAMP) ## build and lint the .deb and .rpm
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/package
+	$(PYTEST) tests/package
 
 test-system: $(DEPS_STAMP) ## install and run the service in Debian roots (root)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/system
+	$(PYTEST) tests/system
 
 # Not part of `test`: testing changes every day. An early warning of the next release.
 test-next: deps ## the system tier's trixie tests on Debian testing (forky), as root
-	PLATFORM_SKEL_NEXT=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS) tests/system
+	PLATFORM_SKEL_NEXT=1 $(PYTEST) tests/system
 
 lint: $(DEPS_STAMP) ## ruff over the template's own Python
 	$(BIN)/ruff check hooks local_extensions.py tests bench
