@@ -213,7 +213,7 @@ def lintian_findings(output: str) -> list[str]:
 
 
 @settings(
-    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "15")),
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "8")),
     deadline=None,
     database=None,
     # The tier's bounded run tests the same examples every time, so that its result depends on
