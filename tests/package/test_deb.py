@@ -83,6 +83,12 @@ def test_units_go_where_the_build_hosts_systemd_pc_says(default: Built, tmp_path
     )
     env = {**os.environ, "PKG_CONFIG_LIBDIR": str(merged)}
     assert rules_unitdirs(default.project, env) == {"/usr/lib/systemd/system"}
+    # Without a systemd.pc the build stops, naming what is missing, before installing anything.
+    (merged / "systemd.pc").unlink()
+    rules = ["make", "-n", "-f", "debian/rules", "override_dh_auto_install"]
+    missing = run(rules, cwd=default.project, env=env)
+    assert missing.returncode != 0 and "finds no systemd.pc" in missing.stderr, missing.stderr
+    assert "unitdir=" not in missing.stdout
 
 
 def test_every_file_under_etc_is_a_conffile(built: Built, tmp_path: Path) -> None:
